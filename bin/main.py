@@ -1,0 +1,52 @@
+"""flaxdil's command line: train, evaluate a checkpoint, or inspect a model.
+
+  python bin/main.py --config=configs/cifar10.py --workdir=/tmp/run
+  python bin/main.py --config=configs/cifar10.py --workdir=/tmp/run --mode=eval
+  python bin/main.py --config=configs/cifar10.py --mode=inspect [--json]
+"""
+
+import os
+import sys
+
+# Run from a checkout without installing: make `flaxdil` and `configs` importable.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Config file, e.g. configs/cifar10.py[:FIELD=VALUE,...].',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None,
+                               'Directory for checkpoints, metrics and results.')
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'inspect'],
+                          'train (resumes a workdir), eval (a checkpoint on a '
+                          'whole split) or inspect (the model, or with '
+                          '--workdir its restored checkpoint).')
+_CHECKPOINT_STEP = flags.DEFINE_integer(
+    'checkpoint_step', None, 'eval/inspect: this step instead of the best.')
+_SPLIT = flags.DEFINE_string('split', None, 'eval: split (default config.test_split).')
+_JSON = flags.DEFINE_bool('json', False, 'inspect: print one JSON document.')
+
+
+def run(argv) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logging.set_verbosity(logging.WARNING)
+  from flaxdil import cli  # Imports JAX: after flags, so --help is quick.
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  try:
+    if _MODE.value == 'train':
+      cli.train(config, workdir)
+    elif _MODE.value == 'eval':
+      cli.evaluate(config, workdir, _SPLIT.value, _CHECKPOINT_STEP.value)
+    else:
+      cli.inspect_model(config, workdir, _CHECKPOINT_STEP.value, _JSON.value)
+  except cli.FlaxdilError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  flags.mark_flag_as_required('config')
+  app.run(run)

@@ -1,0 +1,55 @@
+"""Every config field flaxdil reads, with its default.
+
+Other configs start from this one and change what they need. Override any
+field on the command line: --config.FIELD=VALUE.
+"""
+
+import ml_collections
+
+
+def get_config():
+  config = ml_collections.ConfigDict()
+
+  # Data.
+  config.dataset = 'cifar10'       # A TFDS dataset name.
+  # None: $TFDS_DATA_DIR, else the TFDS default (downloading if allowed).
+  config.data_dir = ml_collections.config_dict.placeholder(str)
+  config.train_split = 'train'
+  config.test_split = 'test'       # Only for final numbers (--mode=eval).
+  config.validation_size = 5000    # Held out of train_split for model selection.
+  config.crop_padding = 4          # Random crop after zero-padding; 0: off.
+  config.random_flip = True        # Horizontal flip.
+
+  # Model (these fields fix the parameters; see flaxdil.models.MODEL_FIELDS).
+  config.model = 'dilated_net'
+  # 3→32→…→1024 doubles the width at each downsampling, like MobileNet; with
+  # three 1024-wide blocks the CIFAR-10 model has 3.11 M parameters, the
+  # paper's 3.1 M. Most parameters sit in the last, 4×4 blocks, where they
+  # cost few multiply-adds.
+  config.widths = (32, 64, 128, 256, 512, 512, 1024, 1024, 1024)
+  config.strides = (1, 2, 1, 2, 1, 2, 1, 1, 1)
+  config.dilation = 2              # The paper's δ: 0 → 3×3, 1 → 7×7, 2 → 11×11.
+  config.dtype = 'float32'         # Compute dtype; parameters stay float32.
+  config.bn_momentum = 0.9
+  # Kernels for the convolutions (same parameters, same results):
+  # 'lax', 'fast' (sliced depthwise + matmul pointwise, for XLA:CPU) or 'auto'.
+  config.conv_impl = 'auto'
+
+  # Optimisation: Adam, linear warm-up then cosine decay.
+  config.batch_size = 128          # Global; divided evenly across devices.
+  config.eval_batch_size = 500
+  config.num_epochs = 30
+  config.num_train_steps = -1      # -1: num_epochs × steps per epoch.
+  config.learning_rate = 2e-3      # Peak, reached after warm-up.
+  config.warmup_epochs = 1.0
+  config.lr_schedule = 'cosine'    # 'cosine' or 'constant' (after warm-up).
+  config.weight_decay = 0.0        # > 0: AdamW's decoupled decay.
+  config.label_smoothing = 0.0
+  config.seed = 0
+
+  # Bookkeeping.
+  config.log_every_steps = 50
+  config.eval_every_steps = -1     # -1: once per epoch.
+  config.checkpoint_every_steps = -1  # -1: at every evaluation.
+  config.keep_checkpoints = 3      # The latest K; the best is kept as well.
+  return config

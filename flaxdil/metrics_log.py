@@ -1,0 +1,76 @@
+"""What a user sees: progress lines, metrics.jsonl and TensorBoard events."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+
+def format_duration(seconds: float) -> str:
+  seconds = int(round(seconds))
+  hours, rest = divmod(seconds, 3600)
+  minutes, seconds = divmod(rest, 60)
+  return f'{hours}:{minutes:02d}:{seconds:02d}' if hours else f'{minutes}:{seconds:02d}'
+
+
+class MetricsWriter:
+  """Appends each record to WORKDIR/metrics.jsonl and to TensorBoard events.
+
+  tensorboardX writes the event files, so reading them needs TensorBoard but
+  writing them needs no TensorFlow.
+  """
+
+  def __init__(self, workdir: str):
+    from tensorboardX import SummaryWriter  # Deferred: only training writes.
+    self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+    self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+
+  def write(self, step: int, split: str, metrics: dict) -> None:
+    record = {'step': int(step), 'split': split, 'time': time.time()}
+    record.update({k: float(v) for k, v in metrics.items()})
+    self._jsonl.write(json.dumps(record) + '\n')
+    self._jsonl.flush()
+    for name, value in metrics.items():
+      self._tb.add_scalar(f'{split}/{name}', float(value), int(step))
+
+  def close(self) -> None:
+    self._jsonl.close()
+    self._tb.close()
+
+
+class Progress:
+  """One line per logging interval: step, epoch, loss, accuracy, rate, ETA."""
+
+  def __init__(self, total_steps: int, steps_per_epoch: int, batch_size: int,
+               start_step: int, stream=sys.stdout):
+    self.total_steps = total_steps
+    self.steps_per_epoch = steps_per_epoch
+    self.batch_size = batch_size
+    self.stream = stream
+    self._mark(start_step)
+
+  def _mark(self, step: int) -> None:
+    self._step, self._time = step, time.perf_counter()
+
+  def pause(self) -> float:
+    """Call before work that is not training (evaluation, saving)."""
+    return time.perf_counter()
+
+  def resume(self, paused_at: float) -> None:
+    self._time += time.perf_counter() - paused_at
+
+  def update(self, step: int, metrics: dict) -> float:
+    """Prints a line for `step` (steps done); returns images/s since last."""
+    now = time.perf_counter()
+    rate = (step - self._step) * self.batch_size / max(now - self._time, 1e-9)
+    eta = (self.total_steps - step) * self.batch_size / max(rate, 1e-9)
+    self._mark(step)
+    width = len(str(self.total_steps))
+    print(f'step {step:{width}d}/{self.total_steps} '
+          f'epoch {step / self.steps_per_epoch:6.2f} '
+          f'loss {metrics["loss"]:.4f} acc {metrics["accuracy"]:.4f} '
+          f'lr {metrics["learning_rate"]:.2e} {rate:7.1f} img/s '
+          f'ETA {format_duration(eta)}', file=self.stream, flush=True)
+    return rate
