@@ -71,6 +71,10 @@ def save_workdir_config(config: ml_collections.ConfigDict, workdir: str):
                     json.loads(config.to_json_best_effort()))
 
 
+def _best_metric(metrics) -> float:
+  return metrics[BEST_METRIC]
+
+
 class CheckpointStore:
   """The workdir's Orbax CheckpointManager and the policy flaxdil uses."""
 
@@ -79,23 +83,22 @@ class CheckpointStore:
     policy = preservation_policy.AnyPreservationPolicy([
         preservation_policy.LatestN(keep),
         preservation_policy.BestN(
-            get_metric_fn=lambda metrics: metrics[BEST_METRIC], n=1,
+            get_metric_fn=_best_metric, n=1,
             keep_checkpoints_without_metrics=False),
     ])
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
-            preservation_policy=policy, create=create))
+            preservation_policy=policy, create=create,
+            # Orbax stores metrics only where it ranks checkpoints by them.
+            best_fn=_best_metric, best_mode='max'))
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
   def best_step(self) -> int | None:
     """The step with the highest validation accuracy (else the latest)."""
-    scored = [(metrics[BEST_METRIC], step)
-              for step in self.manager.all_steps()
-              if (metrics := self.manager.metrics(step)) and BEST_METRIC in metrics]
-    return max(scored)[1] if scored else self.latest_step()
+    return self.manager.best_step()
 
   def all_steps(self) -> list[int]:
     return list(self.manager.all_steps())

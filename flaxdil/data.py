@@ -7,7 +7,6 @@ train step; evaluation batches are padded and masked so every example counts.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import os
 
@@ -28,7 +27,6 @@ _CHANNEL_MEAN_STD = {
 # Validation examples are chosen with a fixed seed, independent of
 # config.seed, so runs with different seeds select models on the same data.
 _VALIDATION_SEED = 20260101
-_DECODE_CHUNK = 2048
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,22 +123,14 @@ def dataset_info(config: ml_collections.ConfigDict) -> DatasetInfo:
 def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
   """Decodes a whole TFDS split into memory (uint8 images, int32 labels)."""
   builder = _builder(config)
-  if split not in builder.info.splits:
-    raise DataError(f'dataset {config.dataset!r} has no split {split!r}; it '
-                    f'has {sorted(builder.info.splits)}.')
-  source = builder.as_data_source(split=split)
-  n = len(source)
-
-  def decode(start):
-    records = source.__getitems__(list(range(start, min(start + _DECODE_CHUNK, n))))
-    return (np.stack([r['image'] for r in records]),
-            np.array([r['label'] for r in records], np.int32))
-
-  # Pillow releases the GIL while decoding, so threads use every core.
-  with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
-    chunks = list(pool.map(decode, range(0, n, _DECODE_CHUNK)))
-  images = np.concatenate([c[0] for c in chunks]).astype(np.uint8)
-  labels = np.concatenate([c[1] for c in chunks])
+  try:
+    source = builder.as_data_source(split=split)
+  except ValueError as e:  # TFDS: "Unknown split 'x'. Should be one of [...]"
+    raise DataError(f'dataset {config.dataset!r} cannot read split {split!r}: '
+                    f'{e} Fix the split name in the config.') from None
+  records = [source[i] for i in range(len(source))]
+  images = np.stack([r['image'] for r in records]).astype(np.uint8)
+  labels = np.array([r['label'] for r in records], np.int32)
   if images.ndim == 3:  # Greyscale stored without a channel axis.
     images = images[..., None]
   return Split(images, labels)

@@ -14,7 +14,6 @@ import os
 import time
 from typing import Any, Callable
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -88,15 +87,17 @@ def create_optimizer(config: ml_collections.ConfigDict,
 def create_train_state(config: ml_collections.ConfigDict, model, rng,
                        image_shape, learning_rate_fn) -> TrainState:
   """Initialises parameters and optimizer state (on the default device)."""
+  tx = create_optimizer(config, learning_rate_fn)
+
+  # One compiled program: initialising op by op would compile every op.
   @jax.jit
   def init(rng):
-    return model.init(rng, jnp.zeros((1,) + tuple(image_shape)), train=False)
+    variables = model.init(rng, jnp.zeros((1,) + tuple(image_shape)),
+                           train=False)
+    return TrainState.create(apply_fn=model.apply, params=variables['params'],
+                             batch_stats=variables['batch_stats'], tx=tx)
 
-  variables = init(rng)
-  return TrainState.create(
-      apply_fn=model.apply, params=variables['params'],
-      batch_stats=variables['batch_stats'],
-      tx=create_optimizer(config, learning_rate_fn))
+  return init(rng)
 
 
 # --- Steps ------------------------------------------------------------------
@@ -182,12 +183,32 @@ def train_on_device_data(state: TrainState, train_data, key, *,
 # --- Devices ----------------------------------------------------------------
 
 
+def _sharding(devices) -> jax.sharding.Sharding:
+  # Named like the pmap axis: pmap's outputs carry exactly this sharding, so
+  # arrays placed here and arrays returned by a step hit the same compiled
+  # program (another axis name would compile every step twice).
+  mesh = jax.sharding.Mesh(np.array(devices), (AXIS,))
+  return jax.NamedSharding(mesh, jax.P(AXIS))
+
+
+def shard(tree, devices):
+  """Places arrays shaped (len(devices), ...) one slice per device."""
+  sharding = _sharding(devices)
+  return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), tree)
+
+
 def replicate(tree, devices):
-  return flax.jax_utils.replicate(tree, devices)
+  """A copy of every array on every device, stacked on a leading axis."""
+  def stack(x):
+    x = x if isinstance(x, jax.Array) else np.asarray(x)
+    return (jnp if isinstance(x, jax.Array) else np).broadcast_to(
+        x[None], (len(devices),) + x.shape)
+  return shard(jax.tree_util.tree_map(stack, tree), devices)
 
 
 def unreplicate(tree):
-  return jax.tree_util.tree_map(lambda x: x[0], tree)
+  """The first replica, on the host (replicas agree after every step)."""
+  return jax.tree_util.tree_map(lambda x: x[0], jax.device_get(tree))
 
 
 def check_devices(config: ml_collections.ConfigDict, devices) -> None:
@@ -200,21 +221,14 @@ def check_devices(config: ml_collections.ConfigDict, devices) -> None:
           f'{max(1, config[field] // len(devices)) * len(devices)}.')
 
 
-def shard(tree, devices):
-  """Places arrays shaped (len(devices), ...) one slice per device."""
-  mesh = jax.sharding.Mesh(np.array(devices), ('devices',))
-  sharding = jax.NamedSharding(mesh, jax.P('devices'))
-  return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), tree)
-
-
 def evaluate(p_eval_step, state, batches) -> dict:
   """Accuracy and mean loss over every example of the batches."""
-  totals = None
-  for batch in batches:
-    sums = unreplicate(p_eval_step(state, batch))
-    totals = sums if totals is None else jax.tree_util.tree_map(
-        jnp.add, totals, sums)
-  totals = jax.device_get(totals)
+  # Each batch is fetched before the next is dispatched: a long queue of
+  # psum programs can starve one host device's thread past XLA:CPU's
+  # collective rendezvous timeout when devices are faked on few cores.
+  per_batch = [unreplicate(p_eval_step(state, batch)) for batch in batches]
+  totals = {k: float(np.sum([sums[k] for sums in per_batch], dtype=np.float64))
+            for k in per_batch[0]}
   count = float(totals['count'])
   return {'accuracy': float(totals['correct']) / count,
           'loss': float(totals['loss_sum']) / count,
@@ -303,11 +317,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   train_metrics = []
   try:
     for step in range(start_step + 1, total_steps + 1):
+      if train_metrics:
+        # At most two steps in flight: enough to hide dispatch, and a bounded
+        # queue (see `evaluate`).
+        jax.block_until_ready(train_metrics[-1])
       state, metrics = p_train(state, train_data, data_keys)
       train_metrics.append(metrics)
       if step % config.log_every_steps == 0 or step == total_steps:
-        summary = {k: float(np.mean([unreplicate(m)[k] for m in train_metrics]))
-                   for k in train_metrics[0]}
+        host = [unreplicate(m) for m in train_metrics]
+        summary = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
         summary['images_per_sec'] = progress.update(step, summary)
         writer.write(step, 'train', summary)
         train_metrics = []
@@ -324,7 +342,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           print(f'  validation: accuracy {result["accuracy"]:.4f} '
                 f'loss {result["loss"]:.4f} ({result["num_examples"]} examples)',
                 flush=True)
-        store.save(step, jax.device_get(unreplicate(state)), metrics)
+        store.save(step, unreplicate(state), metrics)
         progress.resume(paused)
   finally:
     store.close()

@@ -1,0 +1,72 @@
+"""bin/main.py as a user runs it: real data, eval, inspect and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+MAIN = [sys.executable, str(ROOT / 'bin' / 'main.py')]
+
+
+def _run(*args, check=True):
+  result = subprocess.run(MAIN + list(args), capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+  if check:
+    assert result.returncode == 0, result.stderr[-3000:]
+  return result
+
+
+def test_train_then_eval_on_real_cifar10(shared_tfds_dir, tmp_path):
+  workdir = str(tmp_path / 'run')
+  common = ['--config=configs/tiny.py', f'--config.data_dir={shared_tfds_dir}',
+            f'--workdir={workdir}']
+  trained = _run(*common, '--config.num_train_steps=3',
+                 '--config.eval_every_steps=3')
+  assert 'step 3/3' in trained.stdout and 'test accuracy' in trained.stdout
+  os.remove(os.path.join(workdir, 'eval_test.json'))
+  evaluated = _run(*common, '--mode=eval')
+  result = json.load(open(os.path.join(workdir, 'eval_test.json')))
+  assert result['num_examples'] == 10000 and result['step'] == 3
+  assert 0.0 <= result['accuracy'] <= 1.0 and result['loss'] > 0
+  assert json.loads(evaluated.stdout.strip().splitlines()[-1]) == result
+  inspected = json.loads(_run(*common, '--mode=inspect', '--json').stdout)
+  assert inspected['checkpoint_step'] == 3
+  assert all('mean' in row for row in inspected['params'])
+
+
+def test_inspect_json_describes_the_paper_network():
+  summary = json.loads(_run('--config=configs/cifar10.py', '--mode=inspect',
+                            '--json').stdout)
+  assert abs(summary['total_params'] - 3.1e6) <= 0.1e6
+  depthwise = [l for l in summary['layers'] if l['kind'] == 'depthwise_conv']
+  assert len(depthwise) == 9
+  assert {(l['dilation'], l['lax_dilation'], l['filter_span']) for l in depthwise} == {(2, 5, 11)}
+  for field in ('name', 'kind', 'kernel', 'stride', 'lax_dilation', 'padding',
+                'in_channels', 'out_channels', 'params', 'macs'):
+    assert field in depthwise[0]
+  assert sum(l['params'] for l in summary['layers']) == summary['total_params']
+  for cost in summary['joint_module_costs']:
+    assert cost['ratio'] == pytest.approx(cost['ratio_eq4'])
+  table = _run('--config=configs/cifar10.py:dilation=0', '--mode=inspect').stdout
+  assert 'Joint modules, Eq. (2)-(4)' in table and '0/1' in table
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--config.dataset=no_such_dataset'], 'unknown dataset'),
+    (['--config.dilation=-1'], 'must be an integer >= 0'),
+    (['--config.batch_size=15'], 'not divisible by the 2 devices'),
+    (['--config.data_dir=/no/such/dir'], 'does not exist'),
+    (['--mode=eval'], 'no checkpoints'),
+])
+def test_bad_input_is_a_clear_error_and_leaves_no_workdir(tmp_path, args, message):
+  workdir = tmp_path / 'run'
+  result = _run('--config=configs/tiny.py', f'--workdir={workdir}', *args,
+                check=False)
+  assert result.returncode != 0
+  assert message in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert not workdir.exists()

@@ -1,0 +1,104 @@
+"""The network's shape, size and the meaning of its dilation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from configs import cifar10
+from flaxdil import models
+from flaxdil.errors import ConfigError
+from flaxdil.models import dilated
+
+
+def _param_count(tree):
+  return sum(x.size for x in jax.tree_util.tree_leaves(tree))
+
+
+def test_paper_model_has_3_1_million_parameters():
+  model = models.create_model(cifar10.get_config(), num_classes=10)
+  variables = jax.eval_shape(
+      lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
+                         train=False))
+  count = _param_count(variables['params'])
+  assert abs(count - 3.1e6) <= 0.1e6, count
+  blocks = [k for k in variables['params'] if k.startswith('block')]
+  assert len(blocks) == 9
+  assert set(variables['params']['block1']) == {'joint', 'bn'}
+  assert set(variables['params']['block1']['joint']) == {'depthwise', 'pointwise'}
+  assert variables['params']['block9']['joint']['depthwise']['kernel'].shape == (3, 3, 1, 1024)
+
+
+@pytest.mark.parametrize('impl', ['lax', 'fast'])
+def test_logits_shape_and_downsampling(tiny_config, impl):
+  tiny_config.conv_impl = impl
+  model = models.create_model(tiny_config, num_classes=7)
+  images = jnp.ones((3, 15, 17, 3))
+  variables = model.init(jax.random.key(0), images, train=False)
+  logits = model.apply(variables, images, train=False)
+  assert logits.shape == (3, 7)
+  assert logits.dtype == jnp.float32
+  # Two stride-2 blocks: 15×17 → 8×9 → 4×5 (rounding up).
+  _, state = model.apply(variables, images, train=False,
+                         capture_intermediates=True, mutable=['intermediates'])
+  assert state['intermediates']['block3']['__call__'][0].shape == (3, 4, 5, 16)
+
+
+@pytest.mark.parametrize('delta,rate,span', [(0, 1, 3), (1, 3, 7), (2, 5, 11), (3, 7, 15)])
+def test_paper_dilation_maps_to_lax_rate_and_span(delta, rate, span):
+  assert dilated.lax_dilation(delta) == rate
+  assert dilated.receptive_field(delta) == span
+  assert (3 - 1) * rate + 1 == span
+
+
+def _zero_inserted_dense_kernel(kernel, delta):
+  """The C×C filter the paper draws: the 3×3 taps with (S+1)δ/2 zeros
+  between neighbours, as an ordinary (non-grouped) convolution kernel
+  that maps channel c to channel c only."""
+  channels = kernel.shape[-1]
+  span = dilated.receptive_field(delta)
+  step = (span - 1) // 2
+  dense = np.zeros((span, span, channels, channels), np.float64)
+  for a in range(3):
+    for b in range(3):
+      for c in range(channels):
+        dense[a * step, b * step, c, c] = kernel[a, b, 0, c]
+  return dense
+
+
+@pytest.mark.parametrize('impl', ['lax', 'sliced'])
+@pytest.mark.parametrize('stride', [1, 2])
+@pytest.mark.parametrize('delta', [0, 1, 2, 3])
+def test_dilated_depthwise_equals_zero_inserted_dense_convolution(delta, stride, impl):
+  with jax.enable_x64():
+    x = jax.random.normal(jax.random.key(0), (2, 13, 16, 4), jnp.float64)
+    module = dilated.DilatedDepthwiseConv(dilation=delta, strides=stride,
+                                          impl=impl, dtype=jnp.float64)
+    variables = module.init(jax.random.key(1), x)
+    kernel = np.asarray(variables['params']['kernel'], np.float64)
+    got = module.apply(variables, x)
+    span = dilated.receptive_field(delta)
+    half = span // 2
+    expected = lax.conv_general_dilated(
+        x, jnp.asarray(_zero_inserted_dense_kernel(kernel, delta)),
+        (stride, stride), ((half, half), (half, half)),
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  assert got.shape == (2, -(-13 // stride), -(-16 // stride), 4)
+  np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('bad', [-1, 1.5, True, '2'])
+def test_bad_dilation_is_a_config_error(tiny_config, bad):
+  with tiny_config.ignore_type():
+    tiny_config.dilation = bad
+  with pytest.raises(ConfigError, match='dilation'):
+    models.create_model(tiny_config, num_classes=10)
+
+
+def test_auto_picks_the_fast_kernels_on_cpu():
+  assert jax.default_backend() == 'cpu'
+  assert models.conv_implementation('auto') == dilated.FAST_CPU
+  assert models.conv_implementation('lax') == dilated.LAX
+  with pytest.raises(ConfigError, match='conv_impl'):
+    models.conv_implementation('cudnn')
