@@ -9,12 +9,9 @@ import pytest
 
 from conftest import ROOT
 
-MAIN = [sys.executable, str(ROOT / 'bin' / 'main.py')]
-
-
-def _run(*args, check=True):
-  result = subprocess.run(MAIN + list(args), capture_output=True, text=True,
-                          cwd=ROOT, timeout=600)
+def _run(*args, check=True, script='main.py'):
+  result = subprocess.run([sys.executable, str(ROOT / 'bin' / script), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
   if check:
     assert result.returncode == 0, result.stderr[-3000:]
   return result
@@ -70,3 +67,13 @@ def test_bad_input_is_a_clear_error_and_leaves_no_workdir(tmp_path, args, messag
   assert message in result.stderr
   assert 'Traceback' not in result.stderr
   assert not workdir.exists()
+
+
+def test_bench_runs_in_a_tiny_mode():
+  result = _run('--config=configs/tiny.py', '--runs=1', '--steps=1',
+                '--latency_calls=2', script='bench.py')
+  figures = json.loads(result.stdout.strip().splitlines()[-1])
+  for key in ('train_images_per_sec', 'eval_images_per_sec',
+              'latency_ms_batch1', 'peak_rss_mb'):
+    assert figures[key] > 0, key
+  assert figures['device'] and figures['jax_version']

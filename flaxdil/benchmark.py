@@ -1,0 +1,146 @@
+"""Timing of the train step, the eval step and batch-1 inference."""
+
+from __future__ import annotations
+
+import functools
+import json
+import platform
+import resource
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from flaxdil import data, model_summary, models, train
+from flaxdil.errors import FlaxdilError
+
+__all__ = ['FlaxdilError', 'run', 'matmul_flops_per_sec']
+
+
+def _median_seconds(fn, runs: int) -> float:
+  times = []
+  for _ in range(runs):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def matmul_flops_per_sec(size: int = 2048, runs: int = 5) -> float:
+  """The machine's float32 FLOP/s on a large square matmul: its usable peak."""
+  a = jax.random.normal(jax.random.key(0), (size, size))
+  matmul = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(matmul(a))
+  return 2 * size ** 3 / _median_seconds(
+      lambda: jax.block_until_ready(matmul(a)), runs)
+
+
+def _peak_rss_mb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
+        latency_calls: int = 50) -> dict:
+  devices = jax.local_devices()
+  train.check_devices(config, devices)
+  info = data.dataset_info(config)
+  model = models.create_model(config, info.num_classes, axis_name=train.AXIS)
+  rng = np.random.default_rng(0)
+  num_examples = config.batch_size * 4
+  images = rng.integers(0, 256, (num_examples,) + info.image_shape, np.uint8)
+  labels = rng.integers(0, info.num_classes, (num_examples,), np.int32)
+  schedule = lambda step: config.learning_rate
+  state = train.create_train_state(config, model, jax.random.key(0),
+                                   info.image_shape, schedule)
+  summary = model_summary.summarize(model, info.image_shape)
+  macs = summary['total_macs']
+  print(f'{config.model} δ={config.dilation} conv_impl={config.conv_impl} '
+        f'({models.conv_implementation(config.conv_impl)}), '
+        f'{summary["total_params"]:,} params, {macs / 1e6:.1f} M MACs/image, '
+        f'batch {config.batch_size} on {len(devices)} x {devices[0].device_kind}',
+        flush=True)
+
+  p_train = jax.pmap(functools.partial(
+      train.train_on_device_data, config=config, info=info,
+      learning_rate_fn=schedule), axis_name=train.AXIS, donate_argnums=(0,))
+  state = train.replicate(state, devices)
+  on_device = train.replicate({'image': images, 'label': labels}, devices)
+  key = train.replicate(jax.random.key(0), devices)
+
+  start = time.perf_counter()
+  state, metrics = p_train(state, on_device, key)
+  jax.block_until_ready(metrics)
+  compile_train = time.perf_counter() - start
+
+  def train_steps():
+    nonlocal state
+    for _ in range(steps):
+      state, metrics = p_train(state, on_device, key)
+      jax.block_until_ready(metrics)
+
+  train_steps()  # Warm-up: the first timed-like run pays page faults.
+  train_seconds = _median_seconds(train_steps, runs)
+  train_ips = steps * config.batch_size / train_seconds
+
+  p_eval = jax.pmap(functools.partial(train.eval_step, info=info),
+                    axis_name=train.AXIS)
+  eval_batch = next(data.padded_eval_batches(
+      data.Split(images[:1].repeat(config.eval_batch_size, 0),
+                 labels[:1].repeat(config.eval_batch_size, 0)),
+      config.eval_batch_size, len(devices)))
+  eval_batch = train.shard(eval_batch, devices)
+  start = time.perf_counter()
+  jax.block_until_ready(p_eval(state, eval_batch))
+  compile_eval = time.perf_counter() - start
+
+  def eval_steps():
+    for _ in range(steps):
+      jax.block_until_ready(p_eval(state, eval_batch))
+
+  eval_ips = steps * config.eval_batch_size / _median_seconds(eval_steps, runs)
+
+  host_state = train.unreplicate(state)
+  variables = {'params': host_state.params, 'batch_stats': host_state.batch_stats}
+  mean, std = info.mean, info.std
+  infer = jax.jit(lambda variables, image: jnp.argmax(model.apply(
+      variables, data.normalize(image, mean, std), train=False), -1))
+  one = jnp.asarray(images[:1])
+  jax.block_until_ready(infer(variables, one))
+
+  def latency_calls_fn():
+    for _ in range(latency_calls):
+      jax.block_until_ready(infer(variables, one))
+
+  latency_ms = 1e3 * _median_seconds(latency_calls_fn, runs) / latency_calls
+
+  peak = matmul_flops_per_sec()
+  # Training costs ~3× the forward pass (forward, input and weight gradients).
+  train_flops_per_image = 3 * 2 * macs
+  share = train_flops_per_image * train_ips / peak
+  result = {
+      'train_images_per_sec': round(train_ips, 1),
+      'eval_images_per_sec': round(eval_ips, 1),
+      'latency_ms_batch1': round(latency_ms, 3),
+      'peak_rss_mb': round(_peak_rss_mb(), 1),
+      'compile_train_sec': round(compile_train, 2),
+      'compile_eval_sec': round(compile_eval, 2),
+      'train_share_of_matmul_peak': round(share, 3),
+      'matmul_gflops_per_sec': round(peak / 1e9, 1),
+      'train_gflops_per_image': round(train_flops_per_image / 1e9, 3),
+      'batch_size': config.batch_size, 'eval_batch_size': config.eval_batch_size,
+      'dilation': config.dilation, 'conv_impl': config.conv_impl,
+      'widths': list(config.widths), 'strides': list(config.strides),
+      'dtype': config.dtype, 'runs': runs, 'steps_per_run': steps,
+      'jax_version': jax.__version__,
+      'device': f'{len(devices)} x {devices[0].device_kind} ({devices[0].platform})',
+      'machine': platform.machine(),
+  }
+  print(f'compile: train {compile_train:.1f} s, eval {compile_eval:.1f} s')
+  print(f'train {train_ips:.1f} img/s ({100 * share:.1f}% of the '
+        f'{peak / 1e9:.0f} GFLOP/s matmul peak), eval {eval_ips:.1f} img/s, '
+        f'batch-1 latency {latency_ms:.3f} ms, peak RSS {_peak_rss_mb():.0f} MB')
+  print(json.dumps(result), flush=True)
+  return result
