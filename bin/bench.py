@@ -15,6 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from flaxdil.errors import exit_on_user_error  # noqa: E402
+
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
                                           lock_config=True)
 _RUNS = flags.DEFINE_integer('runs', 5, 'Timed runs; medians are reported.')
@@ -27,12 +29,9 @@ def main(argv) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)
   from flaxdil import benchmark  # Imports JAX: after flags.
-  try:
+  with exit_on_user_error():
     benchmark.run(_CONFIG.value, runs=_RUNS.value, steps=_STEPS.value,
                   latency_calls=_LATENCY_CALLS.value)
-  except benchmark.FlaxdilError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == '__main__':

@@ -14,6 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from flaxdil.errors import exit_on_user_error  # noqa: E402
+
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file, e.g. configs/cifar10.py[:FIELD=VALUE,...].',
     lock_config=True)
@@ -35,16 +37,13 @@ def run(argv) -> None:
   logging.set_verbosity(logging.WARNING)
   from flaxdil import cli  # Imports JAX: after flags, so --help is quick.
   config, workdir = _CONFIG.value, _WORKDIR.value
-  try:
+  with exit_on_user_error():
     if _MODE.value == 'train':
       cli.train(config, workdir)
     elif _MODE.value == 'eval':
       cli.evaluate(config, workdir, _SPLIT.value, _CHECKPOINT_STEP.value)
     else:
       cli.inspect_model(config, workdir, _CHECKPOINT_STEP.value, _JSON.value)
-  except cli.FlaxdilError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == '__main__':

@@ -15,9 +15,6 @@ import ml_collections
 import numpy as np
 
 from flaxdil import data, model_summary, models, train
-from flaxdil.errors import FlaxdilError
-
-__all__ = ['FlaxdilError', 'run', 'matmul_flops_per_sec']
 
 
 def _median_seconds(fn, runs: int) -> float:

@@ -10,7 +10,7 @@ from flaxdil import model_summary
 from flaxdil import train as trainer
 from flaxdil.errors import FlaxdilError
 
-__all__ = ['FlaxdilError', 'train', 'evaluate', 'inspect_model']
+__all__ = ['train', 'evaluate', 'inspect_model']
 
 
 def _require_workdir(workdir: str | None, mode: str) -> str:

@@ -1,5 +1,8 @@
 """Errors that reach the user as one clear message and a non-zero exit."""
 
+import contextlib
+import sys
+
 
 class FlaxdilError(Exception):
   """A problem with the user's input: config, data or workdir.
@@ -19,3 +22,14 @@ class DataError(FlaxdilError):
 
 class WorkdirError(FlaxdilError):
   """The workdir holds something that conflicts with the request."""
+
+
+@contextlib.contextmanager
+def exit_on_user_error():
+  """For command-line entry points: a FlaxdilError becomes one line on
+  stderr and exit code 2, with no traceback."""
+  try:
+    yield
+  except FlaxdilError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
