@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flaxdil.models.dilated import DilatedDepthwiseConv, PointwiseConv
+from flaxdil.ops import depthwise as depthwise_ops
 
 
 @dataclasses.dataclass
@@ -36,6 +37,9 @@ class Layer:
   padding: Any = None
   groups: int | None = None
   filter_span: int | None = None     # the paper's C = (S+1)δ + S
+  # Of the 3×3 taps, how many ever read the feature map rather than padding
+  # (e.g. 1 for δ = 2 on a 4×4 map: the filter is then a 1×1 convolution).
+  active_taps: int | None = None
   receptive_field: int | None = None  # of one output pixel, in input pixels
 
 
@@ -86,6 +90,8 @@ def trace_layers(model: nn.Module, image_shape) -> tuple[list[Layer], Any]:
       layer.padding, layer.groups = [list(p) for p in module.padding], cin
       layer.macs = k * k * cin * pixels
       layer.filter_span = (k - 1) * module.lax_dilation + 1
+      layer.active_taps = len(depthwise_ops.tap_windows(
+          hw_in[0], hw_in[1], module.strides, module.lax_dilation)[2])
     elif isinstance(module, PointwiseConv):
       layer.kind, layer.kernel, layer.stride = 'conv', (1, 1), 1
       layer.lax_dilation, layer.padding, layer.groups = 1, 'VALID', 1
@@ -203,12 +209,14 @@ def format_summary(summary: dict) -> str:
     rows.append([layer['name'], layer['kind'],
                  f'{layer["in_channels"]}->{layer["out_channels"]}', hw,
                  layer['stride'] or '', dil, layer['filter_span'] or '',
+                 '' if layer['active_taps'] is None else f'{layer["active_taps"]}/9',
                  layer['receptive_field'] or '', f'{layer["params"]:,}',
                  f'{layer["macs"]:,}'])
   out += ['Layers (δ/lax: the paper\'s dilation and lax rhs_dilation; span: '
-          'the filter\'s extent C; RF: receptive field on the input image)',
+          'the filter\'s extent C; taps: filter taps that ever read the map, '
+          'not padding; RF: receptive field on the input image)',
           _table(['layer', 'kind', 'channels', 'out', 'stride', 'δ/lax', 'span',
-                  'RF', 'params', 'MACs'], rows), '']
+                  'taps', 'RF', 'params', 'MACs'], rows), '']
   costs = summary['joint_module_costs']
   if costs:
     rows = [[c['module'], c['H'], c['N'], 'x'.join(map(str, c['Li'])),

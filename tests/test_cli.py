@@ -45,6 +45,8 @@ def test_inspect_json_describes_the_paper_network():
   for field in ('name', 'kind', 'kernel', 'stride', 'lax_dilation', 'padding',
                 'in_channels', 'out_channels', 'params', 'macs'):
     assert field in depthwise[0]
+  # On the 4×4 maps of blocks 7-9 a tap spacing of 5 leaves only the centre.
+  assert [l['active_taps'] for l in depthwise] == [9] * 6 + [1] * 3
   assert sum(l['params'] for l in summary['layers']) == summary['total_params']
   for cost in summary['joint_module_costs']:
     assert cost['ratio'] == pytest.approx(cost['ratio_eq4'])

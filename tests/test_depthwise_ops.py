@@ -36,9 +36,9 @@ def test_sliced_matches_lax_forward_and_gradients(shape, stride, rate):
 
 def test_skipped_taps_read_only_padding():
   # Rate 7 on a 4×4 map: every off-centre tap falls outside the image.
-  _, _, taps = depthwise._taps(4, 4, 1, 7)
+  _, _, taps = depthwise.tap_windows(4, 4, 1, 7)
   assert [(a, b) for a, b, _, _ in taps] == [(1, 1)]
-  _, _, taps = depthwise._taps(8, 8, 1, 3)
+  _, _, taps = depthwise.tap_windows(8, 8, 1, 3)
   assert len(taps) == 9
 
 

@@ -51,7 +51,7 @@ def _tap_window(size: int, out_size: int, offset: int, stride: int):
   return first_out, last_out - first_out + 1, stride * first_out + offset
 
 
-def _taps(height: int, width: int, stride: int, rate: int):
+def tap_windows(height: int, width: int, stride: int, rate: int):
   """(a, b, row window, column window) for each tap that reads real input."""
   out_h, out_w = -(-height // stride), -(-width // stride)
   taps = []
@@ -103,7 +103,7 @@ def _sum_rows(x: jax.Array) -> jax.Array:
 
 def _forward(x, kernel, stride, rate):
   height, width = x.shape[1:3]
-  out_h, out_w, taps = _taps(height, width, stride, rate)
+  out_h, out_w, taps = tap_windows(height, width, stride, rate)
   y = None
   for a, b, rows, cols in taps:
     part = _pad_to(_input_slice(x, rows, cols, stride) * kernel[a, b, 0],
@@ -128,7 +128,7 @@ def _sliced_fwd(x, kernel, stride, rate):
 def _sliced_bwd(stride, rate, residuals, grad_y):
   x, kernel = residuals
   height, width = x.shape[1:3]
-  _, _, taps = _taps(height, width, stride, rate)
+  _, _, taps = tap_windows(height, width, stride, rate)
   grad_x = None
   # Accumulate in at least float32: bfloat16 sums of N·H·W terms lose bits.
   acc_dtype = jnp.promote_types(x.dtype, jnp.float32)
