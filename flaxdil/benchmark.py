@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import platform
 import resource
@@ -41,10 +40,8 @@ def _peak_rss_mb() -> float:
 
 def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
         latency_calls: int = 50) -> dict:
-  devices = jax.local_devices()
-  train.check_devices(config, devices)
-  info = data.dataset_info(config)
-  model = models.create_model(config, info.num_classes, axis_name=train.AXIS)
+  experiment = train.Experiment(config)
+  devices, info, model = experiment.devices, experiment.info, experiment.model
   rng = np.random.default_rng(0)
   num_examples = config.batch_size * 4
   images = rng.integers(0, 256, (num_examples,) + info.image_shape, np.uint8)
@@ -60,9 +57,7 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
         f'batch {config.batch_size} on {len(devices)} x {devices[0].device_kind}',
         flush=True)
 
-  p_train = jax.pmap(functools.partial(
-      train.train_on_device_data, config=config, info=info,
-      learning_rate_fn=schedule), axis_name=train.AXIS, donate_argnums=(0,))
+  p_train = experiment.p_train_step(schedule)
   state = train.replicate(state, devices)
   on_device = train.replicate({'image': images, 'label': labels}, devices)
   key = train.replicate(jax.random.key(0), devices)
@@ -82,13 +77,10 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
   train_seconds = _median_seconds(train_steps, runs)
   train_ips = steps * config.batch_size / train_seconds
 
-  p_eval = jax.pmap(functools.partial(train.eval_step, info=info),
-                    axis_name=train.AXIS)
-  eval_batch = next(data.padded_eval_batches(
-      data.Split(images[:1].repeat(config.eval_batch_size, 0),
-                 labels[:1].repeat(config.eval_batch_size, 0)),
-      config.eval_batch_size, len(devices)))
-  eval_batch = train.shard(eval_batch, devices)
+  p_eval = experiment.p_eval_step
+  eval_batch = experiment.eval_batches(data.Split(
+      images[:1].repeat(config.eval_batch_size, 0),
+      labels[:1].repeat(config.eval_batch_size, 0)))[0]
   start = time.perf_counter()
   jax.block_until_ready(p_eval(state, eval_batch))
   compile_eval = time.perf_counter() - start

@@ -236,7 +236,7 @@ def evaluate(p_eval_step, state, batches) -> dict:
 
 
 class Experiment:
-  """Model, data, compiled steps and checkpoints of one config and workdir."""
+  """Devices, dataset metadata, model and pmapped steps of one config."""
 
   def __init__(self, config: ml_collections.ConfigDict, devices=None):
     self.config = config
@@ -248,6 +248,13 @@ class Experiment:
     self.p_eval_step = jax.pmap(
         functools.partial(eval_step, info=self.info), axis_name=AXIS,
         devices=self.devices)
+
+  def p_train_step(self, learning_rate_fn: optax.Schedule):
+    """`train_on_device_data` pmapped over the devices, the state donated."""
+    return jax.pmap(
+        functools.partial(train_on_device_data, config=self.config,
+                          info=self.info, learning_rate_fn=learning_rate_fn),
+        axis_name=AXIS, devices=self.devices, donate_argnums=(0,))
 
   def eval_batches(self, split: data.Split) -> list:
     """The split padded into device batches, placed on the devices once."""
@@ -298,10 +305,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   start_step = int(state.step)
   num_params = _count_params(state.params)
 
-  p_train = jax.pmap(
-      functools.partial(train_on_device_data, config=config, info=info,
-                        learning_rate_fn=learning_rate_fn),
-      axis_name=AXIS, devices=devices, donate_argnums=(0,))
+  p_train = experiment.p_train_step(learning_rate_fn)
   state = replicate(state, devices)
   train_data = replicate({'image': train_split.images,
                           'label': train_split.labels}, devices)
