@@ -14,6 +14,10 @@ def get_config():
   config.dataset = 'cifar10'       # A TFDS dataset name.
   # None: $TFDS_DATA_DIR, else the TFDS default (downloading if allowed).
   config.data_dir = ml_collections.config_dict.placeholder(str)
+  # Where a dataset read from downloaded files finds them (Tiny ImageNet:
+  # the directory holding tiny-imagenet-200.zip); it is then prepared once
+  # into data_dir.
+  config.manual_dir = ml_collections.config_dict.placeholder(str)
   config.train_split = 'train'
   config.test_split = 'test'       # Only for final numbers (--mode=eval).
   config.validation_size = 5000    # Held out of train_split for model selection.
@@ -21,7 +25,13 @@ def get_config():
   config.random_flip = True        # Horizontal flip.
 
   # Model (these fields fix the parameters; see flaxdil.models.MODEL_FIELDS).
+  # 'dilated_net' (the paper's), or a Table 1 baseline: 'mobilenet_v1',
+  # 'squeezenet', 'googlenet', 'vgg16' (configs/baselines.py); widths,
+  # strides and dilation describe dilated_net only.
   config.model = 'dilated_net'
+  # Baselines: 'cifar' (32×32 body, no early downsampling) or 'imagenet'
+  # (the published 224×224 network).
+  config.stem = 'cifar'
   # 3→32→…→1024 doubles the width at each downsampling, like MobileNet; with
   # three 1024-wide blocks the CIFAR-10 model has 3.11 M parameters, the
   # paper's 3.1 M. Most parameters sit in the last, 4×4 blocks, where they
@@ -46,6 +56,9 @@ def get_config():
   config.weight_decay = 0.0        # > 0: AdamW's decoupled decay.
   config.label_smoothing = 0.0
   config.seed = 0
+  # Evaluation (validation and test alike): classify by the mean logits of
+  # each image and its horizontal mirror.
+  config.test_time_flip = False
 
   # Bookkeeping.
   config.log_every_steps = 50

@@ -22,7 +22,7 @@ import optax
 from flax.training import train_state
 from jax import lax
 
-from flaxdil import checkpoints, data, models
+from flaxdil import checkpoints, data, model_summary, models
 from flaxdil.errors import ConfigError, FlaxdilError
 from flaxdil.metrics_log import MetricsWriter, Progress, format_duration
 
@@ -140,12 +140,20 @@ def train_step(state: TrainState, batch, augment_keys, *,
   return new_state, metrics
 
 
-def eval_step(state: TrainState, batch, *, info: data.DatasetInfo):
-  """Summed loss and correct predictions over the unmasked examples."""
+def eval_step(state: TrainState, batch, *, info: data.DatasetInfo,
+              test_time_flip: bool = False):
+  """Summed loss and correct predictions over the unmasked examples.
+
+  test_time_flip: classify by the mean of the logits of each image and its
+  mirror image.
+  """
   images = data.normalize(batch['image'], info.mean, info.std)
-  logits = state.apply_fn(
+  predict = lambda images: state.apply_fn(
       {'params': state.params, 'batch_stats': state.batch_stats}, images,
       train=False)
+  logits = predict(images)
+  if test_time_flip:
+    logits = (logits + predict(images[:, :, ::-1])) / 2
   mask = batch['mask'].astype(jnp.float32)
   return lax.psum({
       'loss_sum': jnp.sum(cross_entropy(logits, batch['label']) * mask),
@@ -246,7 +254,9 @@ class Experiment:
     self.model = models.create_model(config, self.info.num_classes,
                                      axis_name=AXIS)
     self.p_eval_step = jax.pmap(
-        functools.partial(eval_step, info=self.info), axis_name=AXIS,
+        functools.partial(eval_step, info=self.info,
+                          test_time_flip=config.test_time_flip),
+        axis_name=AXIS,
         devices=self.devices)
 
   def p_train_step(self, learning_rate_fn: optax.Schedule):
@@ -331,6 +341,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         host = [unreplicate(m) for m in train_metrics]
         summary = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
         summary['images_per_sec'] = progress.update(step, summary)
+        summary['epoch'] = step / epoch_steps
         writer.write(step, 'train', summary)
         train_metrics = []
       evaluate_now = step % eval_every == 0 or step == total_steps
@@ -342,7 +353,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           metrics = {checkpoints.BEST_METRIC: result['accuracy'],
                      'validation_loss': result['loss']}
           writer.write(step, 'validation',
-                       {'accuracy': result['accuracy'], 'loss': result['loss']})
+                       {'accuracy': result['accuracy'], 'loss': result['loss'],
+                        'epoch': step / epoch_steps})
           print(f'  validation: accuracy {result["accuracy"]:.4f} '
                 f'loss {result["loss"]:.4f} ({result["num_examples"]} examples)',
                 flush=True)
@@ -359,6 +371,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       'test_accuracy': test['accuracy'], 'test_loss': test['loss'],
       'test_split': config.test_split, 'best_step': test['step'],
       'final_step': total_steps, 'num_params': num_params,
+      'total_macs': model_summary.summarize(
+          experiment.model, info.image_shape)['total_macs'],
+      'steps_per_epoch': epoch_steps,
       'wall_time_sec': time.time() - start_time,
       'train_wall_time_sec': train_seconds,
       'devices': f'{len(devices)} x {devices[0].device_kind}',
