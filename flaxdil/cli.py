@@ -6,9 +6,10 @@ import json
 
 import ml_collections
 
-from flaxdil import model_summary
+from flaxdil import model_summary, models
 from flaxdil import train as trainer
 from flaxdil.errors import FlaxdilError
+from flaxdil.models import baselines
 
 __all__ = ['train', 'evaluate', 'inspect_model']
 
@@ -35,6 +36,13 @@ def evaluate(config, workdir, split=None, step=None) -> dict:
   return result
 
 
+def _with_stem(config: ml_collections.ConfigDict, stem: str):
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.stem = stem
+  return config
+
+
 def inspect_model(config, workdir=None, step=None, as_json=False) -> dict:
   experiment = trainer.Experiment(config)
   metadata = {'model': config.model, 'dataset': config.dataset,
@@ -46,6 +54,15 @@ def inspect_model(config, workdir=None, step=None, as_json=False) -> dict:
     metadata.update(checkpoint=workdir, checkpoint_step=int(step))
   summary = model_summary.summarize(experiment.model, experiment.info.image_shape,
                                     params=params, metadata=metadata)
+  summary['paper_params'] = baselines.PAPER_PARAMS.get(config.model)
+  if config.model in baselines.BASELINES:
+    # The published ImageNet network, to check against the paper's Table 1.
+    imagenet = model_summary.summarize(
+        models.create_model(_with_stem(config, 'imagenet'), 1000), (224, 224, 3))
+    summary['imagenet_reference'] = {
+        'input_shape': [224, 224, 3], 'num_classes': 1000,
+        'total_params': imagenet['total_params'],
+        'total_macs': imagenet['total_macs']}
   print(model_summary.to_json(summary) if as_json
         else model_summary.format_summary(summary))
   return summary

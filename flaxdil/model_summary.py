@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flaxdil.models.dilated import DilatedDepthwiseConv, PointwiseConv
+from flaxdil.models.dilated import (DilatedDepthwiseConv, DilatedNet,
+                                    PointwiseConv)
 from flaxdil.ops import depthwise as depthwise_ops
 
 
@@ -40,7 +41,13 @@ class Layer:
   # Of the 3×3 taps, how many ever read the feature map rather than padding
   # (e.g. 1 for δ = 2 on a 4×4 map: the filter is then a 1×1 convolution).
   active_taps: int | None = None
-  receptive_field: int | None = None  # of one output pixel, in input pixels
+  # The extent of those taps: the span the filter really has on this map.
+  effective_span: int | None = None
+  # Of one output pixel, in input pixels, through the filter spans (the
+  # paper's view) and through the effective spans (what the layer can see).
+  # Only for a plain chain of layers (dilated_net); None for branching nets.
+  receptive_field: int | None = None
+  effective_receptive_field: int | None = None
 
 
 def _path(module: nn.Module) -> str:
@@ -61,7 +68,8 @@ def trace_layers(model: nn.Module, image_shape) -> tuple[list[Layer], Any]:
   def record(next_fun, args, kwargs, context):
     out = next_fun(*args, **kwargs)
     if context.method_name == '__call__' and isinstance(
-        context.module, (DilatedDepthwiseConv, PointwiseConv, nn.Dense, nn.BatchNorm)):
+        context.module, (DilatedDepthwiseConv, PointwiseConv, nn.Conv,
+                         nn.Dense, nn.BatchNorm)):
       calls.append((context.module, args[0].shape, out.shape))
     return out
 
@@ -73,7 +81,9 @@ def trace_layers(model: nn.Module, image_shape) -> tuple[list[Layer], Any]:
   variables = jax.eval_shape(init)
   params = variables['params']
   layers = []
-  jump, field = 1, 1  # Input pixels between neighbouring outputs; RF so far.
+  # Input pixels between neighbouring outputs; receptive fields so far.
+  jump, field, effective_field = 1, 1, 1
+  chain = isinstance(model, DilatedNet)
   for module, in_shape, out_shape in calls:
     name = _path(module)
     params_count = _subtree_size(params, name)
@@ -90,21 +100,35 @@ def trace_layers(model: nn.Module, image_shape) -> tuple[list[Layer], Any]:
       layer.padding, layer.groups = [list(p) for p in module.padding], cin
       layer.macs = k * k * cin * pixels
       layer.filter_span = (k - 1) * module.lax_dilation + 1
-      layer.active_taps = len(depthwise_ops.tap_windows(
-          hw_in[0], hw_in[1], module.strides, module.lax_dilation)[2])
+      taps = depthwise_ops.tap_windows(
+          hw_in[0], hw_in[1], module.strides, module.lax_dilation)[2]
+      layer.active_taps = len(taps)
+      rows = [a for a, _, _, _ in taps]
+      layer.effective_span = (max(rows) - min(rows)) * module.lax_dilation + 1
     elif isinstance(module, PointwiseConv):
       layer.kind, layer.kernel, layer.stride = 'conv', (1, 1), 1
       layer.lax_dilation, layer.padding, layer.groups = 1, 'VALID', 1
       layer.macs = cin * cout * pixels
-      layer.filter_span = 1
+      layer.filter_span = layer.effective_span = 1
+    elif isinstance(module, nn.Conv):
+      kh, kw = module.kernel_size
+      stride = (module.strides if isinstance(module.strides, int)
+                else (module.strides or (1,))[0])
+      layer.kind, layer.kernel, layer.stride = 'conv', (kh, kw), stride
+      layer.lax_dilation, layer.groups = 1, module.feature_group_count
+      layer.padding = module.padding if isinstance(module.padding, str) else None
+      layer.macs = kh * kw * cin * cout * pixels // module.feature_group_count
+      layer.filter_span = layer.effective_span = kh
     elif isinstance(module, nn.Dense):
       layer.kind, layer.macs = 'dense', cin * cout
     else:
       layer.kind = 'batch_norm'
-    if layer.filter_span is not None:
+    if chain and layer.filter_span is not None:
       field += (layer.filter_span - 1) * jump
+      effective_field += (layer.effective_span - 1) * jump
       jump *= layer.stride
       layer.receptive_field = field
+      layer.effective_receptive_field = effective_field
     layers.append(layer)
   return layers, variables
 
@@ -210,13 +234,17 @@ def format_summary(summary: dict) -> str:
                  f'{layer["in_channels"]}->{layer["out_channels"]}', hw,
                  layer['stride'] or '', dil, layer['filter_span'] or '',
                  '' if layer['active_taps'] is None else f'{layer["active_taps"]}/9',
-                 layer['receptive_field'] or '', f'{layer["params"]:,}',
+                 layer['effective_span'] if layer['kind'] == 'depthwise_conv' else '',
+                 layer['receptive_field'] or '',
+                 layer['effective_receptive_field'] or '', f'{layer["params"]:,}',
                  f'{layer["macs"]:,}'])
   out += ['Layers (δ/lax: the paper\'s dilation and lax rhs_dilation; span: '
           'the filter\'s extent C; taps: filter taps that ever read the map, '
-          'not padding; RF: receptive field on the input image)',
+          'not padding; eff: the extent of those taps on this map; RF / eff RF: '
+          'receptive field on the input image through the spans / through the '
+          'effective spans)',
           _table(['layer', 'kind', 'channels', 'out', 'stride', 'δ/lax', 'span',
-                  'taps', 'RF', 'params', 'MACs'], rows), '']
+                  'taps', 'eff', 'RF', 'eff RF', 'params', 'MACs'], rows), '']
   costs = summary['joint_module_costs']
   if costs:
     rows = [[c['module'], c['H'], c['N'], 'x'.join(map(str, c['Li'])),
@@ -231,6 +259,14 @@ def format_summary(summary: dict) -> str:
                     'ratio', '1/N+1/Lk²'], rows), '']
   out.append(f'Total: {total:,} parameters, {summary["total_macs"]:,} '
              'multiply-adds per image.')
+  if summary.get('imagenet_reference'):
+    ref = summary['imagenet_reference']
+    out.append(f'As published (224x224 input, 1000-class head): '
+               f'{ref["total_params"]:,} parameters, {ref["total_macs"]:,} '
+               'multiply-adds per image.')
+  if summary.get('paper_params'):
+    out.append(f'The paper\'s Table 1 gives {summary["paper_params"] / 1e6:g} M '
+               'parameters.')
   return '\n'.join(out)
 
 

@@ -1,0 +1,282 @@
+"""The paper's Table 1 baselines: MobileNet v1, SqueezeNet, GoogLeNet, VGG16.
+
+Each is built in two forms that share their blocks:
+  * stem='imagenet': the published 224×224 network with a 1000-class head,
+    to check parameter counts against the paper's Table 1 (4.2 M, 1.25 M,
+    6.8 M, 138 M);
+  * stem='cifar': the same body for 32×32 images, the way these networks
+    are usually trained on CIFAR-10: the stem's early downsampling is
+    dropped (so the last feature map is not smaller than a pixel) and the
+    head has num_classes outputs.
+
+Every convolution is followed by BatchNorm (the published VGG16, GoogLeNet
+and SqueezeNet have none; BatchNorm makes all five networks trainable with
+one recipe and adds 0.01–0.1 % parameters). BatchNorm takes the pmap axis
+name, like the dilated network's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from flaxdil.models.dilated import (LAX, DilatedDepthwiseConv, Implementation,
+                                    PointwiseConv)
+
+STEMS = ('cifar', 'imagenet')
+
+
+class ConvBN(nn.Module):
+  """Convolution (no bias) → BatchNorm → ReLU."""
+  features: int
+  kernel: int = 3
+  strides: int = 1
+  axis_name: str | None = None
+  bn_momentum: float = 0.9
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    x = nn.Conv(self.features, (self.kernel, self.kernel),
+                (self.strides, self.strides), padding='SAME', use_bias=False,
+                dtype=self.dtype, name='conv')(x)
+    return nn.relu(_batch_norm(self, train)(x))
+
+
+def _batch_norm(module, train: bool, name: str = 'bn') -> nn.BatchNorm:
+  return nn.BatchNorm(use_running_average=not train,
+                      momentum=module.bn_momentum,
+                      axis_name=module.axis_name if train else None,
+                      dtype=module.dtype, name=name)
+
+
+def _max_pool(x, window: int = 3, strides: int = 2):
+  return nn.max_pool(x, (window, window), (strides, strides), padding='SAME')
+
+
+def _classifier(module, x):
+  """Global average pooling and a dense layer to the classes."""
+  x = jnp.mean(x, axis=(1, 2))
+  return nn.Dense(module.num_classes, dtype=module.dtype,
+                  name='classifier')(x).astype(jnp.float32)
+
+
+# --- MobileNet v1 (Howard et al., 2017), width multiplier 1.0 ---------------
+
+# (features, stride) of the 13 depthwise separable blocks.
+_MOBILENET_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1),
+                     (512, 2), (512, 1), (512, 1), (512, 1), (512, 1),
+                     (512, 1), (1024, 2), (1024, 1))
+
+
+class MobileNetBlock(nn.Module):
+  """3×3 depthwise → BN → ReLU → 1×1 pointwise → BN → ReLU."""
+  features: int
+  strides: int = 1
+  axis_name: str | None = None
+  bn_momentum: float = 0.9
+  impl: Implementation = LAX
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    x = DilatedDepthwiseConv(dilation=0, strides=self.strides,
+                             impl=self.impl.depthwise, dtype=self.dtype,
+                             name='depthwise')(x)
+    x = nn.relu(_batch_norm(self, train, 'bn_depthwise')(x))
+    x = PointwiseConv(self.features, impl=self.impl.pointwise,
+                      dtype=self.dtype, name='pointwise')(x)
+    return nn.relu(_batch_norm(self, train, 'bn_pointwise')(x))
+
+
+class MobileNetV1(nn.Module):
+  num_classes: int
+  stem: str = 'cifar'
+  axis_name: str | None = None
+  bn_momentum: float = 0.9
+  impl: Implementation = LAX
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    # ImageNet: a stride-2 stem (224 → 112 → … → 7); CIFAR: stride 1
+    # (32 → … → 2).
+    x = ConvBN(32, 3, 2 if self.stem == 'imagenet' else 1, self.axis_name,
+               self.bn_momentum, self.dtype, name='stem')(x, train=train)
+    for i, (features, strides) in enumerate(_MOBILENET_BLOCKS):
+      x = MobileNetBlock(features, strides, self.axis_name, self.bn_momentum,
+                         self.impl, self.dtype, name=f'block{i + 1}')(
+                             x, train=train)
+    return _classifier(self, x)
+
+
+# --- SqueezeNet 1.0 (Iandola et al., 2016) -----------------------------------
+
+# (squeeze, expand) channels of fire2 … fire9; max pooling after fire4, fire8.
+_FIRE = ((16, 64), (16, 64), (32, 128), (32, 128), (48, 192), (48, 192),
+         (64, 256), (64, 256))
+_POOL_AFTER_FIRE = (4, 8)
+
+
+class Fire(nn.Module):
+  squeeze: int
+  expand: int
+  axis_name: str | None = None
+  bn_momentum: float = 0.9
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    conv = lambda features, kernel, name: ConvBN(
+        features, kernel, 1, self.axis_name, self.bn_momentum, self.dtype,
+        name=name)
+    x = conv(self.squeeze, 1, 'squeeze')(x, train=train)
+    return jnp.concatenate([conv(self.expand, 1, 'expand1x1')(x, train=train),
+                            conv(self.expand, 3, 'expand3x3')(x, train=train)],
+                           axis=-1)
+
+
+class SqueezeNet(nn.Module):
+  """The classifier is a 1×1 convolution to num_classes, then global pooling
+  (SqueezeNet has no dense layer)."""
+  num_classes: int
+  stem: str = 'cifar'
+  axis_name: str | None = None
+  bn_momentum: float = 0.9
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    if self.stem == 'imagenet':
+      x = ConvBN(96, 7, 2, self.axis_name, self.bn_momentum, self.dtype,
+                 name='stem')(x, train=train)
+      x = _max_pool(x)
+    else:  # 32×32: a 3×3 stride-1 stem, no pooling before the fire modules.
+      x = ConvBN(96, 3, 1, self.axis_name, self.bn_momentum, self.dtype,
+                 name='stem')(x, train=train)
+    for i, (squeeze, expand) in enumerate(_FIRE):
+      x = Fire(squeeze, expand, self.axis_name, self.bn_momentum, self.dtype,
+               name=f'fire{i + 2}')(x, train=train)
+      if i + 2 in _POOL_AFTER_FIRE:
+        x = _max_pool(x)
+    x = nn.Dropout(0.5, deterministic=True)(x)
+    x = nn.Conv(self.num_classes, (1, 1), dtype=self.dtype,
+                name='classifier')(x)
+    return jnp.mean(nn.relu(x), axis=(1, 2)).astype(jnp.float32)
+
+
+# --- GoogLeNet / Inception v1 (Szegedy et al., 2015) -------------------------
+
+# 1×1, (3×3 reduce, 3×3), (5×5 reduce, 5×5), pool projection.
+_INCEPTION = {
+    '3a': (64, 96, 128, 16, 32, 32), '3b': (128, 128, 192, 32, 96, 64),
+    '4a': (192, 96, 208, 16, 48, 64), '4b': (160, 112, 224, 24, 64, 64),
+    '4c': (128, 128, 256, 24, 64, 64), '4d': (112, 144, 288, 32, 64, 64),
+    '4e': (256, 160, 320, 32, 128, 128), '5a': (256, 160, 320, 32, 128, 128),
+    '5b': (384, 192, 384, 48, 128, 128),
+}
+
+
+class Inception(nn.Module):
+  branches: tuple[int, int, int, int, int, int]
+  axis_name: str | None = None
+  bn_momentum: float = 0.9
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    c1, r3, c3, r5, c5, pool = self.branches
+    conv = lambda features, kernel, name: ConvBN(
+        features, kernel, 1, self.axis_name, self.bn_momentum, self.dtype,
+        name=name)
+    b1 = conv(c1, 1, 'b1x1')(x, train=train)
+    b3 = conv(c3, 3, 'b3x3')(conv(r3, 1, 'b3x3_reduce')(x, train=train),
+                             train=train)
+    b5 = conv(c5, 5, 'b5x5')(conv(r5, 1, 'b5x5_reduce')(x, train=train),
+                             train=train)
+    bp = conv(pool, 1, 'pool_proj')(_max_pool(x, 3, 1), train=train)
+    return jnp.concatenate([b1, b3, b5, bp], axis=-1)
+
+
+class GoogLeNet(nn.Module):
+  """Without the two auxiliary classifiers (used in training only)."""
+  num_classes: int
+  stem: str = 'cifar'
+  axis_name: str | None = None
+  bn_momentum: float = 0.9
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    conv = lambda features, kernel, strides, name: ConvBN(
+        features, kernel, strides, self.axis_name, self.bn_momentum,
+        self.dtype, name=name)
+    if self.stem == 'imagenet':  # 224 → 56 before the first inception.
+      x = _max_pool(conv(64, 7, 2, 'stem_conv1')(x, train=train))
+      x = conv(64, 1, 1, 'stem_conv2_reduce')(x, train=train)
+      x = _max_pool(conv(192, 3, 1, 'stem_conv2')(x, train=train))
+    else:  # 32×32 kept: inception 3 at 32, 4 at 16, 5 at 8.
+      x = conv(192, 3, 1, 'stem_conv2')(x, train=train)
+    for name, branches in _INCEPTION.items():
+      if name in ('4a', '5a'):
+        x = _max_pool(x)
+      x = Inception(branches, self.axis_name, self.bn_momentum, self.dtype,
+                    name=f'inception{name}')(x, train=train)
+    x = nn.Dropout(0.4, deterministic=True)(x)
+    return _classifier(self, x)
+
+
+# --- VGG16 (Simonyan & Zisserman, 2015) --------------------------------------
+
+_VGG16 = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M',
+          512, 512, 512, 'M')
+
+
+class VGG16(nn.Module):
+  """ImageNet: 7×7×512 → 4096 → 4096 → 1000 (138 M parameters, 124 M of them
+  in the dense head). CIFAR: 1×1×512 → num_classes, as usual for 32×32."""
+  num_classes: int
+  stem: str = 'cifar'
+  axis_name: str | None = None
+  bn_momentum: float = 0.9
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    conv_index = 0
+    for item in _VGG16:
+      if item == 'M':
+        x = nn.max_pool(x, (2, 2), (2, 2))
+      else:
+        conv_index += 1
+        x = ConvBN(item, 3, 1, self.axis_name, self.bn_momentum, self.dtype,
+                   name=f'conv{conv_index}')(x, train=train)
+    x = x.reshape(x.shape[0], -1)
+    if self.stem == 'imagenet':
+      for i in (1, 2):
+        x = nn.relu(nn.Dense(4096, dtype=self.dtype, name=f'fc{i}')(x))
+    return nn.Dense(self.num_classes, dtype=self.dtype,
+                    name='classifier')(x).astype(jnp.float32)
+
+
+BASELINES = {
+    'mobilenet_v1': MobileNetV1,
+    'squeezenet': SqueezeNet,
+    'googlenet': GoogLeNet,
+    'vgg16': VGG16,
+}
+# What the paper's Table 1 lists for each, in parameters.
+PAPER_PARAMS = {'dilated_net': 3.1e6, 'mobilenet_v1': 4.2e6,
+                'squeezenet': 1.25e6, 'googlenet': 6.8e6, 'vgg16': 138e6}
+
+
+def create(name: str, num_classes: int, stem: str, axis_name, bn_momentum,
+           impl: Implementation, dtype) -> nn.Module:
+  cls = BASELINES[name]
+  kwargs = dict(num_classes=num_classes, stem=stem, axis_name=axis_name,
+                bn_momentum=bn_momentum, dtype=dtype)
+  if cls is MobileNetV1:
+    kwargs['impl'] = impl
+  return cls(**kwargs)
