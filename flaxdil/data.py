@@ -23,6 +23,8 @@ from flaxdil.errors import ConfigError, DataError
 _CHANNEL_MEAN_STD = {
     'cifar10': ((125.3, 123.0, 113.9), (63.0, 62.1, 66.7)),
     'cifar100': ((129.3, 124.1, 112.4), (68.2, 65.4, 70.4)),
+    # ImageNet's, which Tiny ImageNet is drawn from.
+    'tiny_imagenet': ((123.7, 116.3, 103.5), (58.4, 57.1, 57.4)),
 }
 # Validation examples are chosen with a fixed seed, independent of
 # config.seed, so runs with different seeds select models on the same data.
@@ -50,21 +52,32 @@ class DatasetInfo:
 
 def _tfds():
   import tensorflow_datasets as tfds  # Slow to import; only data needs it.
+  from flaxdil import tiny_imagenet  # noqa: F401  Registers its builder.
   return tfds
 
 
 def _builder(config: ml_collections.ConfigDict, prepared: bool = True):
   """Finds the TFDS builder, or says exactly what is missing.
 
-  prepared: also require (or, where no data_dir was given, try to download)
-  the data itself; without it only the dataset's metadata is available.
+  prepared: also require the data itself, preparing it where that can work:
+  from config.manual_dir (e.g. Tiny ImageNet's zip), or by downloading where
+  no data_dir was given. Without it only the dataset's metadata is needed.
   """
   tfds = _tfds()
   name = config.dataset
+  manual_dir = config.get('manual_dir')
+  if manual_dir:
+    manual_dir = os.path.expanduser(str(manual_dir))
+    if not os.path.isdir(manual_dir):
+      raise DataError(
+          f'manual directory {manual_dir!r} (config.manual_dir) does not '
+          f'exist. Fix: point --config.manual_dir at the directory that holds '
+          f'{name!r}\'s downloaded files (e.g. ../shared/data/tiny_imagenet).')
   explicit_dir = config.data_dir
   if explicit_dir:
     explicit_dir = os.path.expanduser(str(explicit_dir))
-    if not os.path.isdir(explicit_dir):
+    # With a manual directory the data dir is where the dataset gets written.
+    if not manual_dir and not os.path.isdir(explicit_dir):
       raise DataError(
           f'data directory {explicit_dir!r} (config.data_dir) does not exist. '
           'Fix: point --config.data_dir at a TFDS data dir that holds a '
@@ -76,24 +89,30 @@ def _builder(config: ml_collections.ConfigDict, prepared: bool = True):
   except tfds.core.registered.DatasetNotFoundError:
     raise DataError(
         f'unknown dataset {name!r}: TFDS has no builder of that name. '
-        'Fix: set --config.dataset to a TFDS name such as cifar10.') from None
+        'Fix: set --config.dataset to a TFDS name such as cifar10 (or '
+        'tiny_imagenet, which flaxdil provides).') from None
   if builder.is_prepared() or not prepared:
     return builder
   searched = builder.data_dir
-  if explicit_dir:
+  if explicit_dir and not manual_dir:
     raise DataError(
         f'dataset {name!r} is not prepared in {explicit_dir!r} (looked for '
         f'{searched}/dataset_info.json). Fix: point --config.data_dir at the '
         f'TFDS data dir that holds {name}/<version>/, or prepare it there '
-        'first.')
+        'first (for datasets read from downloaded files, set '
+        '--config.manual_dir).')
+  print(f'Preparing {name} in {searched} (once)...', flush=True)
   try:
-    builder.download_and_prepare(file_format='array_record')
-  except Exception as e:  # Network, permissions or a missing extra.
+    builder.download_and_prepare(
+        file_format='array_record',
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  except Exception as e:  # Network, permissions, a missing file or extra.
     raise DataError(
-        f'dataset {name!r} is not prepared in {searched!r} and downloading it '
-        f'failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}). '
+        f'dataset {name!r} is not prepared in {searched!r} and preparing it '
+        f'failed ({type(e).__name__}: {str(e).splitlines()[0][:300]}). '
         'Fix: set --config.data_dir (or $TFDS_DATA_DIR) to a TFDS data dir '
-        f'that holds a prepared {name}.') from None
+        f'that holds a prepared {name}, or --config.manual_dir to a directory '
+        'holding its downloaded files.') from None
   return builder
 
 
