@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import statistics
@@ -34,48 +35,86 @@ def matmul_flops_per_sec(size: int = 2048, runs: int = 5) -> float:
       lambda: jax.block_until_ready(matmul(a)), runs)
 
 
+def cpu_description() -> str:
+  """The host CPU as /proc/cpuinfo names it: the same model name covers
+  machines whose speed differs severalfold, so family, model and vector
+  width are named too."""
+  fields = {}
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        key, _, value = line.partition(':')
+        fields.setdefault(key.strip(), value.strip())
+  except OSError:
+    return platform.processor() or platform.machine()
+  flags = fields.get('flags', '').split()
+  vector = ('avx512' if 'avx512f' in flags else 'avx2' if 'avx2' in flags
+            else 'no avx2')
+  return (f'{fields.get("model name", "?")} (family {fields.get("cpu family", "?")} '
+          f'model {fields.get("model", "?")}, {os.cpu_count()} cores, {vector})')
+
+
 def _peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class TrainTiming:
+  """Compiles the config's pmapped train step, then times it on random data
+  of the dataset's shape (needs the dataset's metadata only)."""
+
+  def __init__(self, config: ml_collections.ConfigDict,
+               experiment: train.Experiment | None = None):
+    self.config = config
+    self.experiment = experiment or train.Experiment(config)
+    info = self.experiment.info
+    rng = np.random.default_rng(0)
+    num_examples = config.batch_size * 4
+    self.images = rng.integers(0, 256, (num_examples,) + info.image_shape,
+                               np.uint8)
+    self.labels = rng.integers(0, info.num_classes, (num_examples,), np.int32)
+    schedule = lambda step: config.learning_rate
+    devices = self.experiment.devices
+    self.state = train.replicate(train.create_train_state(
+        config, self.experiment.model, jax.random.key(0), info.image_shape,
+        schedule), devices)
+    self._p_train = self.experiment.p_train_step(schedule)
+    self._data = train.replicate({'image': self.images, 'label': self.labels},
+                                 devices)
+    self._key = train.replicate(jax.random.key(0), devices)
+    start = time.perf_counter()
+    self._steps(1)
+    self.compile_seconds = time.perf_counter() - start
+
+  def _steps(self, steps: int) -> None:
+    for _ in range(steps):
+      self.state, metrics = self._p_train(self.state, self._data, self._key)
+      jax.block_until_ready(metrics)
+
+  def images_per_sec(self, runs: int, steps: int) -> float:
+    """Median over `runs` timed runs of `steps` steps, after one untimed run
+    (the first run pays page faults)."""
+    self._steps(steps)
+    seconds = _median_seconds(lambda: self._steps(steps), runs)
+    return steps * self.config.batch_size / seconds
 
 
 def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
         latency_calls: int = 50) -> dict:
   experiment = train.Experiment(config)
   devices, info, model = experiment.devices, experiment.info, experiment.model
-  rng = np.random.default_rng(0)
-  num_examples = config.batch_size * 4
-  images = rng.integers(0, 256, (num_examples,) + info.image_shape, np.uint8)
-  labels = rng.integers(0, info.num_classes, (num_examples,), np.int32)
-  schedule = lambda step: config.learning_rate
-  state = train.create_train_state(config, model, jax.random.key(0),
-                                   info.image_shape, schedule)
   summary = model_summary.summarize(model, info.image_shape)
   macs = summary['total_macs']
+  print(f'{cpu_description()}')
   print(f'{config.model} δ={config.dilation} conv_impl={config.conv_impl} '
         f'({models.conv_implementation(config.conv_impl)}), '
         f'{summary["total_params"]:,} params, {macs / 1e6:.1f} M MACs/image, '
         f'batch {config.batch_size} on {len(devices)} x {devices[0].device_kind}',
         flush=True)
 
-  p_train = experiment.p_train_step(schedule)
-  state = train.replicate(state, devices)
-  on_device = train.replicate({'image': images, 'label': labels}, devices)
-  key = train.replicate(jax.random.key(0), devices)
-
-  start = time.perf_counter()
-  state, metrics = p_train(state, on_device, key)
-  jax.block_until_ready(metrics)
-  compile_train = time.perf_counter() - start
-
-  def train_steps():
-    nonlocal state
-    for _ in range(steps):
-      state, metrics = p_train(state, on_device, key)
-      jax.block_until_ready(metrics)
-
-  train_steps()  # Warm-up: the first timed-like run pays page faults.
-  train_seconds = _median_seconds(train_steps, runs)
-  train_ips = steps * config.batch_size / train_seconds
+  timing = TrainTiming(config, experiment)
+  compile_train = timing.compile_seconds
+  train_ips = timing.images_per_sec(runs, steps)
+  state, images, labels = timing.state, timing.images, timing.labels
 
   p_eval = experiment.p_eval_step
   eval_batch = experiment.eval_batches(data.Split(
@@ -120,12 +159,13 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
       'matmul_gflops_per_sec': round(peak / 1e9, 1),
       'train_gflops_per_image': round(train_flops_per_image / 1e9, 3),
       'batch_size': config.batch_size, 'eval_batch_size': config.eval_batch_size,
-      'dilation': config.dilation, 'conv_impl': config.conv_impl,
+      'model': config.model, 'dilation': config.dilation,
+      'conv_impl': config.conv_impl,
       'widths': list(config.widths), 'strides': list(config.strides),
       'dtype': config.dtype, 'runs': runs, 'steps_per_run': steps,
       'jax_version': jax.__version__,
       'device': f'{len(devices)} x {devices[0].device_kind} ({devices[0].platform})',
-      'machine': platform.machine(),
+      'machine': platform.machine(), 'cpu': cpu_description(),
   }
   print(f'compile: train {compile_train:.1f} s, eval {compile_eval:.1f} s')
   print(f'train {train_ips:.1f} img/s ({100 * share:.1f}% of the '

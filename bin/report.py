@@ -1,0 +1,37 @@
+"""Training workdirs → a markdown table and PNG plots.
+
+  python bin/report.py workdirs/table2 --out=results/table2
+  python bin/report.py workdirs/run_a workdirs/run_b --out=DIR
+
+Each argument is a workdir or a directory of workdirs (a sweep's root).
+Writes OUT/table.md and the plots the runs support: curves.png (validation
+accuracy against epoch and minutes), accuracy_vs_dilation.png (runs that
+differ in δ), accuracy_vs_params.png and accuracy_vs_time.png (runs of
+different models).
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+from flaxdil.errors import exit_on_user_error  # noqa: E402
+
+_OUT = flags.DEFINE_string('out', None, 'Directory for table.md and the PNGs.')
+
+
+def main(argv) -> None:
+  if len(argv) < 2:
+    raise app.UsageError('give at least one workdir or sweep root')
+  from flaxdil import report
+  with exit_on_user_error():
+    result = report.write_report(argv[1:], _OUT.value)
+  print(result['table'])
+  print('Wrote', ', '.join([os.path.join(_OUT.value, 'table.md')] + result['plots']))
+
+
+if __name__ == '__main__':
+  flags.mark_flag_as_required('out')
+  app.run(main)

@@ -1,0 +1,103 @@
+"""Named sweeps that reproduce the paper's tables, run one after another.
+
+Each run trains in ROOT/NAME with `train.train_and_evaluate`, so a sweep that
+is stopped and started again resumes the unfinished run and skips finished
+ones (those with a summary.json). bin/report.py turns the workdirs into a
+table and plots.
+
+A time budget (minutes per run) is turned into a number of steps once, from
+the train step's measured speed on this machine, before the run starts; the
+step count is then part of the run's config.json, so a resumed run keeps it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+
+import ml_collections
+
+from flaxdil import checkpoints
+from flaxdil.config_args import apply_arguments
+from flaxdil.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  name: str       # The run's workdir under the sweep's root.
+  config: str     # A module of configs/.
+  arg: str = ''   # Its get_config argument.
+
+
+SWEEPS = {
+    # Table 2: the paper's network with one δ in every module.
+    'table2': [Run(f'delta{d}', 'cifar10', f'dilation={d}') for d in range(4)],
+    # Table 1: the paper's network against the baselines, equal wall clock.
+    'table1': [Run('dilated_net', 'cifar10'), Run('dilated_net_mixed', 'cifar10_mixed')]
+              + [Run(m, 'baselines', f'model={m}')
+                 for m in ('mobilenet_v1', 'squeezenet', 'googlenet', 'vgg16')],
+}
+
+
+def load_config(run: Run, overrides: str = '') -> ml_collections.ConfigDict:
+  module = importlib.import_module(f'configs.{run.config}')
+  return apply_arguments(module.get_config(run.arg or None), overrides or None)
+
+
+def _measured_steps(config: ml_collections.ConfigDict,
+                    budget_minutes: float) -> dict:
+  """Steps that fit the budget at the train step's measured speed."""
+  from flaxdil import benchmark  # Compiles the model: only when budgeting.
+  timing = benchmark.TrainTiming(config)
+  images_per_sec = timing.images_per_sec(runs=3, steps=3)
+  steps = int(budget_minutes * 60 * images_per_sec / config.batch_size)
+  return {'budget_minutes': budget_minutes,
+          'measured_train_images_per_sec': round(images_per_sec, 1),
+          'num_train_steps': max(steps, 1)}
+
+
+def run_sweep(name: str, root: str, overrides: str = '',
+              budget_minutes: float | None = None, only=None) -> list[str]:
+  """Trains every run of sweep `name` under root; returns their workdirs."""
+  if name not in SWEEPS:
+    raise ConfigError(f'unknown sweep {name!r}; known: {", ".join(SWEEPS)}.')
+  runs = [r for r in SWEEPS[name] if not only or r.name in only]
+  if only and len(runs) != len(set(only)):
+    raise ConfigError(f'--only names runs not in sweep {name!r}: known runs '
+                      f'are {", ".join(r.name for r in SWEEPS[name])}.')
+  # Every config is built (and so checked) before any training starts.
+  configs = [load_config(run, overrides) for run in runs]
+  from flaxdil import train  # Imports JAX.
+  workdirs = []
+  for run, config in zip(runs, configs):
+    workdir = os.path.join(root, run.name)
+    workdirs.append(workdir)
+    if os.path.exists(os.path.join(workdir, 'summary.json')):
+      print(f'[{name}] {run.name}: finished earlier, skipped.', flush=True)
+      continue
+    if budget_minutes:
+      config = _apply_budget(config, workdir, budget_minutes)
+    print(f'[{name}] {run.name}: configs/{run.config}.py'
+          f'{":" + run.arg if run.arg else ""} in {workdir}', flush=True)
+    train.train_and_evaluate(config, workdir)
+  return workdirs
+
+
+def _apply_budget(config, workdir: str, budget_minutes: float):
+  """Fixes num_train_steps from the budget: measured once, then read back."""
+  path = os.path.join(workdir, 'budget.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      budget = json.load(f)
+  else:
+    budget = _measured_steps(config, budget_minutes)
+    os.makedirs(workdir, exist_ok=True)
+    checkpoints.write_json_atomic(path, budget)
+  print(f'  budget {budget_minutes} min: {budget["num_train_steps"]} steps at '
+        f'{budget["measured_train_images_per_sec"]} img/s measured', flush=True)
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.num_train_steps = budget['num_train_steps']
+  return config
