@@ -53,11 +53,13 @@ def check_workdir_config(config: ml_collections.ConfigDict,
     return None
   with open(path) as f:
     saved = json.load(f)
+  # A field the saved config lacks did not exist when it was written (e.g.
+  # 'stem', which only baselines read): nothing to compare.
   differences = [
       f'{field}: workdir has {saved.get(field)!r}, config has '
       f'{_jsonable(config.get(field))!r}'
       for field in _IDENTITY_FIELDS
-      if _jsonable(saved.get(field)) != _jsonable(config.get(field))]
+      if field in saved and _jsonable(saved[field]) != _jsonable(config.get(field))]
   if differences:
     raise WorkdirError(
         f'workdir {workdir!r} holds a run of a different model ('

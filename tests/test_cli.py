@@ -45,8 +45,13 @@ def test_inspect_json_describes_the_paper_network():
   for field in ('name', 'kind', 'kernel', 'stride', 'lax_dilation', 'padding',
                 'in_channels', 'out_channels', 'params', 'macs'):
     assert field in depthwise[0]
-  # On the 4×4 maps of blocks 7-9 a tap spacing of 5 leaves only the centre.
+  # On the 4×4 maps of blocks 7-9 a tap spacing of 5 leaves only the centre:
+  # the paper's receptive field grows there, the effective one does not.
   assert [l['active_taps'] for l in depthwise] == [9] * 6 + [1] * 3
+  assert [l['effective_span'] for l in depthwise] == [11] * 6 + [1] * 3
+  fields = [(l['receptive_field'], l['effective_receptive_field'])
+            for l in depthwise]
+  assert fields[5] == (141, 141) and fields[8] == (381, 141)
   assert sum(l['params'] for l in summary['layers']) == summary['total_params']
   for cost in summary['joint_module_costs']:
     assert cost['ratio'] == pytest.approx(cost['ratio_eq4'])

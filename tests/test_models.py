@@ -102,3 +102,19 @@ def test_auto_picks_the_fast_kernels_on_cpu():
   assert models.conv_implementation('lax') == dilated.LAX
   with pytest.raises(ConfigError, match='conv_impl'):
     models.conv_implementation('cudnn')
+
+
+def test_one_dilation_per_module():
+  from configs import cifar10_mixed
+  config = cifar10_mixed.get_config()
+  model = models.create_model(config, num_classes=10)
+  assert model.dilations == (0, 1, 0, 1, 0, 1, 0, 0, 0)
+  assert models.create_model(cifar10.get_config(), 10).dilations == (2,) * 9
+  with config.ignore_type():
+    config.dilation = (0, 1)
+  with pytest.raises(ConfigError, match='2 values for 9 basic structures'):
+    models.create_model(config, 10)
+  with config.ignore_type():
+    config.dilation = (0, 1, 0, 1, 0, 1, 0, 0, -1)
+  with pytest.raises(ConfigError, match='integer >= 0'):
+    models.create_model(config, 10)

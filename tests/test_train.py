@@ -162,3 +162,25 @@ def test_batch_not_divisible_by_devices_is_refused(tiny_config, tmp_path, mock_c
   with pytest.raises(ConfigError, match='divisible by the 2 devices'):
     train.train_and_evaluate(tiny_config, str(tmp_path / 'run'))
   assert not (tmp_path / 'run').exists()
+
+
+def test_test_time_flip_averages_the_logits_of_both_mirror_images(tiny_config):
+  devices = jax.local_devices()[:1]
+  images, labels = _fake_split(6)
+  batch = {'image': images[None], 'label': labels[None],
+           'mask': np.ones((1, 6), bool)}
+  state = _state(tiny_config)
+  normalized = data.normalize(images, INFO.mean, INFO.std)
+  logits = jax.jit(lambda x: state.apply_fn(
+      {'params': state.params, 'batch_stats': state.batch_stats}, x,
+      train=False))
+  averaged = (logits(normalized) + logits(normalized[:, :, ::-1])) / 2
+  want = float(np.sum(np.argmax(averaged, -1) == labels))
+  step = jax.pmap(functools.partial(train.eval_step, info=INFO,
+                                    test_time_flip=True),
+                  axis_name=train.AXIS, devices=devices)
+  sums = train.unreplicate(step(train.replicate(state, devices),
+                                train.shard(batch, devices)))
+  assert float(sums['correct']) == want
+  want_loss = float(np.sum(train.cross_entropy(averaged, labels)))
+  np.testing.assert_allclose(float(sums['loss_sum']), want_loss, rtol=1e-5)

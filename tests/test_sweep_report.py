@@ -1,0 +1,83 @@
+"""bin/sweep.py and bin/report.py: sweeps that resume, budgets, tables, plots."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow_datasets as tfds
+
+from conftest import ROOT
+from flaxdil import models, report, sweep
+from flaxdil.errors import ConfigError
+
+_TINY_SWEEP = [sweep.Run('delta0', 'tiny', 'dilation=0'),
+               sweep.Run('delta1', 'tiny', 'dilation=1')]
+
+
+@pytest.fixture
+def tiny_sweep(monkeypatch):
+  monkeypatch.setitem(sweep.SWEEPS, 'tiny', _TINY_SWEEP)
+  with tfds.testing.mock_data(num_examples=150):
+    yield
+
+
+def test_every_named_sweep_builds_its_models():
+  for name, runs in sweep.SWEEPS.items():
+    for run in runs:
+      config = sweep.load_config(run)
+      assert models.create_model(config, 10) is not None, (name, run)
+  assert [sweep.load_config(r).dilation for r in sweep.SWEEPS['table2']] == [0, 1, 2, 3]
+
+
+def test_sweep_trains_each_run_then_skips_finished_ones(tiny_sweep, tmp_path, capsys):
+  root = str(tmp_path / 'sweep')
+  workdirs = sweep.run_sweep('tiny', root, 'num_train_steps=2')
+  assert [os.path.basename(w) for w in workdirs] == ['delta0', 'delta1']
+  for workdir, dilation in zip(workdirs, (0, 1)):
+    assert json.load(open(os.path.join(workdir, 'config.json')))['dilation'] == dilation
+    assert os.path.exists(os.path.join(workdir, 'summary.json'))
+  capsys.readouterr()
+  sweep.run_sweep('tiny', root, 'num_train_steps=2')
+  assert capsys.readouterr().out.count('finished earlier, skipped') == 2
+
+  out = str(tmp_path / 'report')
+  result = report.write_report([root], out)
+  rows = [l for l in result['table'].splitlines() if l.startswith('| delta')]
+  assert len(rows) == 2 and all('finished' in row for row in rows)
+  assert '82.04' in rows[0] and '83.32' in rows[1]  # The paper's Table 2.
+  for name in ('curves.png', 'accuracy_vs_dilation.png'):
+    with open(os.path.join(out, name), 'rb') as f:
+      assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+  assert open(os.path.join(out, 'table.md')).read() == result['table']
+
+
+def test_budget_is_measured_once_and_kept(tiny_sweep, tmp_path):
+  root = str(tmp_path / 'sweep')
+  sweep.run_sweep('tiny', root, '', budget_minutes=0.02, only=['delta1'])
+  workdir = os.path.join(root, 'delta1')
+  budget = json.load(open(os.path.join(workdir, 'budget.json')))
+  assert budget['measured_train_images_per_sec'] > 0
+  expected = int(0.02 * 60 * budget['measured_train_images_per_sec'] / 16)
+  assert budget['num_train_steps'] == max(expected, 1)
+  saved = json.load(open(os.path.join(workdir, 'config.json')))
+  assert saved['num_train_steps'] == budget['num_train_steps']
+  assert not os.path.exists(os.path.join(root, 'delta0'))
+
+
+def test_unknown_sweep_or_run_is_refused(tmp_path):
+  with pytest.raises(ConfigError, match='unknown sweep'):
+    sweep.run_sweep('table9', str(tmp_path))
+  with pytest.raises(ConfigError, match='--only names runs'):
+    sweep.run_sweep('table2', str(tmp_path), only=['delta7'])
+  assert not os.listdir(tmp_path)
+
+
+def test_report_cli_without_workdirs_exits_2(tmp_path):
+  result = subprocess.run(
+      [sys.executable, str(ROOT / 'bin' / 'report.py'), str(tmp_path),
+       f'--out={tmp_path / "out"}'], capture_output=True, text=True, cwd=ROOT)
+  assert result.returncode == 2
+  assert 'no training workdirs' in result.stderr
+  assert not (tmp_path / 'out').exists()
