@@ -97,7 +97,7 @@ def _percent(x) -> str:
 
 def table(runs: list[RunRecord]) -> str:
   header = ('| run | model | δ | params | MACs/image | test acc. % | best val. % '
-            '| paper % | steps | train time | train img/s | status |')
+            '| paper % | steps | train + validation time | train img/s | status |')
   lines = [header, '|' + '---|' * (header.count('|') - 1)]
   for run in runs:
     config, summary = run.config, run.summary or {}
@@ -178,7 +178,8 @@ def plots(runs: list[RunRecord], out_dir: str) -> list[str]:
   if len(models) > 1:
     for key, label, name in (
         (lambda r: r.summary['num_params'], 'parameters', 'accuracy_vs_params.png'),
-        (lambda r: r.summary['train_wall_time_sec'] / 60, 'training minutes',
+        (lambda r: r.summary['train_wall_time_sec'] / 60,
+         'training + validation minutes',
          'accuracy_vs_time.png')):
       fig, axes = plt.subplots(figsize=(6, 4.5))
       for run in finished:
