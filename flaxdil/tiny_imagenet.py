@@ -77,13 +77,12 @@ class TinyImagenet(tfds.core.GeneratorBasedBuilder):
       raise ValueError(f'{path}: wnids.txt lists {len(wnids)} classes, not 200')
     # Class names in the order of the label indices.
     self.info.features['label'].names = wnids
-    return {'train': self._generate_examples(path, 'train'),
-            'validation': self._generate_examples(path, 'validation')}
+    label_of = {wnid: i for i, wnid in enumerate(wnids)}
+    return {'train': self._generate_examples(path, 'train', label_of),
+            'validation': self._generate_examples(path, 'validation', label_of)}
 
-  def _generate_examples(self, path: str, split: str):
+  def _generate_examples(self, path: str, split: str, label_of: dict):
     with zipfile.ZipFile(path) as archive:
-      wnids = archive.read(_ROOT + 'wnids.txt').decode().split()
-      label_of = {wnid: i for i, wnid in enumerate(wnids)}
       if split == 'train':
         for name in sorted(archive.namelist()):
           parts = name[len(_ROOT):].split('/')

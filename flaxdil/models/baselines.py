@@ -56,6 +56,23 @@ def _max_pool(x, window: int = 3, strides: int = 2):
   return nn.max_pool(x, (window, window), (strides, strides), padding='SAME')
 
 
+def _conv_bn(module, features: int, kernel: int, strides: int = 1, *,
+             name: str) -> ConvBN:
+  """A ConvBN with the BatchNorm settings (axis name, momentum, dtype) of
+  `module`, the baseline block that owns it."""
+  return ConvBN(features, kernel, strides, module.axis_name,
+                module.bn_momentum, module.dtype, name=name)
+
+
+class _Baseline(nn.Module):
+  """What every baseline network is configured with (see `create`)."""
+  num_classes: int
+  stem: str = 'cifar'
+  axis_name: str | None = None
+  bn_momentum: float = 0.9
+  dtype: Any = jnp.float32
+
+
 def _classifier(module, x):
   """Global average pooling and a dense layer to the classes."""
   x = jnp.mean(x, axis=(1, 2))
@@ -91,20 +108,15 @@ class MobileNetBlock(nn.Module):
     return nn.relu(_batch_norm(self, train, 'bn_pointwise')(x))
 
 
-class MobileNetV1(nn.Module):
-  num_classes: int
-  stem: str = 'cifar'
-  axis_name: str | None = None
-  bn_momentum: float = 0.9
+class MobileNetV1(_Baseline):
   impl: Implementation = LAX
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool):
     # ImageNet: a stride-2 stem (224 → 112 → … → 7); CIFAR: stride 1
     # (32 → … → 2).
-    x = ConvBN(32, 3, 2 if self.stem == 'imagenet' else 1, self.axis_name,
-               self.bn_momentum, self.dtype, name='stem')(x, train=train)
+    x = _conv_bn(self, 32, 3, 2 if self.stem == 'imagenet' else 1,
+                 name='stem')(x, train=train)
     for i, (features, strides) in enumerate(_MOBILENET_BLOCKS):
       x = MobileNetBlock(features, strides, self.axis_name, self.bn_momentum,
                          self.impl, self.dtype, name=f'block{i + 1}')(
@@ -129,33 +141,23 @@ class Fire(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    conv = lambda features, kernel, name: ConvBN(
-        features, kernel, 1, self.axis_name, self.bn_momentum, self.dtype,
-        name=name)
-    x = conv(self.squeeze, 1, 'squeeze')(x, train=train)
-    return jnp.concatenate([conv(self.expand, 1, 'expand1x1')(x, train=train),
-                            conv(self.expand, 3, 'expand3x3')(x, train=train)],
-                           axis=-1)
+    x = _conv_bn(self, self.squeeze, 1, name='squeeze')(x, train=train)
+    return jnp.concatenate(
+        [_conv_bn(self, self.expand, 1, name='expand1x1')(x, train=train),
+         _conv_bn(self, self.expand, 3, name='expand3x3')(x, train=train)],
+        axis=-1)
 
 
-class SqueezeNet(nn.Module):
+class SqueezeNet(_Baseline):
   """The classifier is a 1×1 convolution to num_classes, then global pooling
   (SqueezeNet has no dense layer)."""
-  num_classes: int
-  stem: str = 'cifar'
-  axis_name: str | None = None
-  bn_momentum: float = 0.9
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool):
     if self.stem == 'imagenet':
-      x = ConvBN(96, 7, 2, self.axis_name, self.bn_momentum, self.dtype,
-                 name='stem')(x, train=train)
-      x = _max_pool(x)
+      x = _max_pool(_conv_bn(self, 96, 7, 2, name='stem')(x, train=train))
     else:  # 32×32: a 3×3 stride-1 stem, no pooling before the fire modules.
-      x = ConvBN(96, 3, 1, self.axis_name, self.bn_momentum, self.dtype,
-                 name='stem')(x, train=train)
+      x = _conv_bn(self, 96, 3, name='stem')(x, train=train)
     for i, (squeeze, expand) in enumerate(_FIRE):
       x = Fire(squeeze, expand, self.axis_name, self.bn_momentum, self.dtype,
                name=f'fire{i + 2}')(x, train=train)
@@ -188,37 +190,28 @@ class Inception(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool):
     c1, r3, c3, r5, c5, pool = self.branches
-    conv = lambda features, kernel, name: ConvBN(
-        features, kernel, 1, self.axis_name, self.bn_momentum, self.dtype,
-        name=name)
-    b1 = conv(c1, 1, 'b1x1')(x, train=train)
-    b3 = conv(c3, 3, 'b3x3')(conv(r3, 1, 'b3x3_reduce')(x, train=train),
-                             train=train)
-    b5 = conv(c5, 5, 'b5x5')(conv(r5, 1, 'b5x5_reduce')(x, train=train),
-                             train=train)
-    bp = conv(pool, 1, 'pool_proj')(_max_pool(x, 3, 1), train=train)
+    conv = lambda features, kernel, name, x: _conv_bn(
+        self, features, kernel, name=name)(x, train=train)
+    b1 = conv(c1, 1, 'b1x1', x)
+    b3 = conv(c3, 3, 'b3x3', conv(r3, 1, 'b3x3_reduce', x))
+    b5 = conv(c5, 5, 'b5x5', conv(r5, 1, 'b5x5_reduce', x))
+    bp = conv(pool, 1, 'pool_proj', _max_pool(x, 3, 1))
     return jnp.concatenate([b1, b3, b5, bp], axis=-1)
 
 
-class GoogLeNet(nn.Module):
+class GoogLeNet(_Baseline):
   """Without the two auxiliary classifiers (used in training only)."""
-  num_classes: int
-  stem: str = 'cifar'
-  axis_name: str | None = None
-  bn_momentum: float = 0.9
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    conv = lambda features, kernel, strides, name: ConvBN(
-        features, kernel, strides, self.axis_name, self.bn_momentum,
-        self.dtype, name=name)
+    conv = lambda features, kernel, strides, name, x: _conv_bn(
+        self, features, kernel, strides, name=name)(x, train=train)
     if self.stem == 'imagenet':  # 224 → 56 before the first inception.
-      x = _max_pool(conv(64, 7, 2, 'stem_conv1')(x, train=train))
-      x = conv(64, 1, 1, 'stem_conv2_reduce')(x, train=train)
-      x = _max_pool(conv(192, 3, 1, 'stem_conv2')(x, train=train))
+      x = _max_pool(conv(64, 7, 2, 'stem_conv1', x))
+      x = conv(64, 1, 1, 'stem_conv2_reduce', x)
+      x = _max_pool(conv(192, 3, 1, 'stem_conv2', x))
     else:  # 32×32 kept: inception 3 at 32, 4 at 16, 5 at 8.
-      x = conv(192, 3, 1, 'stem_conv2')(x, train=train)
+      x = conv(192, 3, 1, 'stem_conv2', x)
     for name, branches in _INCEPTION.items():
       if name in ('4a', '5a'):
         x = _max_pool(x)
@@ -234,14 +227,9 @@ _VGG16 = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M',
           512, 512, 512, 'M')
 
 
-class VGG16(nn.Module):
+class VGG16(_Baseline):
   """ImageNet: 7×7×512 → 4096 → 4096 → 1000 (138 M parameters, 124 M of them
   in the dense head). CIFAR: 1×1×512 → num_classes, as usual for 32×32."""
-  num_classes: int
-  stem: str = 'cifar'
-  axis_name: str | None = None
-  bn_momentum: float = 0.9
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -251,8 +239,7 @@ class VGG16(nn.Module):
         x = nn.max_pool(x, (2, 2), (2, 2))
       else:
         conv_index += 1
-        x = ConvBN(item, 3, 1, self.axis_name, self.bn_momentum, self.dtype,
-                   name=f'conv{conv_index}')(x, train=train)
+        x = _conv_bn(self, item, 3, name=f'conv{conv_index}')(x, train=train)
     x = x.reshape(x.shape[0], -1)
     if self.stem == 'imagenet':
       for i in (1, 2):
