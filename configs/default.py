@@ -55,6 +55,10 @@ def get_config():
   config.lr_schedule = 'cosine'    # 'cosine' or 'constant' (after warm-up).
   config.weight_decay = 0.0        # > 0: AdamW's decoupled decay.
   config.label_smoothing = 0.0
+  # > 0: keep an exponential moving average of the weights and BatchNorm
+  # statistics (this decay per step); validation, checkpoint selection and
+  # evaluation use the average.
+  config.ema_decay = 0.0
   config.seed = 0
   # Evaluation (validation and test alike): classify by the mean logits of
   # each image and its horizontal mirror.

@@ -31,6 +31,28 @@ AXIS = 'batch'
 
 class TrainState(train_state.TrainState):
   batch_stats: Any
+  # With config.ema_decay > 0: {'params', 'batch_stats'} averaged over the
+  # steps; evaluation and checkpoint selection use it. None otherwise.
+  ema: Any = None
+
+
+def eval_variables(state: TrainState) -> dict:
+  """The variables that evaluation uses: the EMA where there is one."""
+  if state.ema is not None:
+    return state.ema
+  return {'params': state.params, 'batch_stats': state.batch_stats}
+
+
+def update_ema(ema, params, batch_stats, step, decay: float):
+  """One step of the exponential moving average of the weights.
+
+  The decay ramps up as (1 + step) / (10 + step) so that the average is not
+  anchored to the random initialisation early in training.
+  """
+  decay = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  return jax.tree_util.tree_map(
+      lambda average, new: decay * average + (1.0 - decay) * new,
+      ema, {'params': params, 'batch_stats': batch_stats})
 
 
 # --- Construction -----------------------------------------------------------
@@ -94,8 +116,10 @@ def create_train_state(config: ml_collections.ConfigDict, model, rng,
   def init(rng):
     variables = model.init(rng, jnp.zeros((1,) + tuple(image_shape)),
                            train=False)
+    ema = dict(variables) if config.ema_decay else None
     return TrainState.create(apply_fn=model.apply, params=variables['params'],
-                             batch_stats=variables['batch_stats'], tx=tx)
+                             batch_stats=variables['batch_stats'], tx=tx,
+                             ema=ema)
 
   return init(rng)
 
@@ -137,6 +161,10 @@ def train_step(state: TrainState, batch, augment_keys, *,
   }, AXIS)
   metrics['learning_rate'] = learning_rate_fn(state.step)
   new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+  if state.ema is not None:
+    new_state = new_state.replace(ema=update_ema(
+        state.ema, new_state.params, batch_stats, state.step,
+        config.ema_decay))
   return new_state, metrics
 
 
@@ -148,9 +176,8 @@ def eval_step(state: TrainState, batch, *, info: data.DatasetInfo,
   mirror image.
   """
   images = data.normalize(batch['image'], info.mean, info.std)
-  predict = lambda images: state.apply_fn(
-      {'params': state.params, 'batch_stats': state.batch_stats}, images,
-      train=False)
+  variables = eval_variables(state)
+  predict = lambda images: state.apply_fn(variables, images, train=False)
   logits = predict(images)
   if test_time_flip:
     logits = (logits + predict(images[:, :, ::-1])) / 2
@@ -388,7 +415,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 def restore_state(config: ml_collections.ConfigDict, workdir: str,
                   step: int | None = None, experiment: Experiment | None = None):
-  """The state saved in workdir at `step` (default: best on validation)."""
+  """The state saved in workdir at `step` (default: best on validation).
+
+  Where training kept an EMA of the weights, the state holds the EMA: what
+  validation selected and what evaluation uses.
+  """
   if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
     raise FlaxdilError(
         f'no checkpoints in {workdir!r}. Fix: train first with '
@@ -404,9 +435,12 @@ def restore_state(config: ml_collections.ConfigDict, workdir: str,
     # Evaluation needs no optimizer state, so the training optimizer (which
     # may differ from this config's) does not have to be known.
     abstract = experiment.abstract_state()
-    variables = store.restore(
-        step, {'params': abstract.params, 'batch_stats': abstract.batch_stats},
-        partial=True)
+    if abstract.ema is not None:
+      variables = store.restore(step, {'ema': abstract.ema}, partial=True)['ema']
+    else:
+      variables = store.restore(
+          step, {'params': abstract.params, 'batch_stats': abstract.batch_stats},
+          partial=True)
   finally:
     store.close()
   state = TrainState.create(apply_fn=experiment.model.apply, tx=optax.identity(),

@@ -184,3 +184,42 @@ def test_test_time_flip_averages_the_logits_of_both_mirror_images(tiny_config):
   assert float(sums['correct']) == want
   want_loss = float(np.sum(train.cross_entropy(averaged, labels)))
   np.testing.assert_allclose(float(sums['loss_sum']), want_loss, rtol=1e-5)
+
+
+def test_ema_averages_the_weights_after_each_step(tiny_config):
+  tiny_config.ema_decay = 0.5
+  tiny_config.crop_padding, tiny_config.random_flip = 0, False
+  devices = jax.local_devices()[:1]
+  images, labels = _fake_split(16)
+  batch = train.shard({'image': images[None], 'label': labels[None]}, devices)
+  keys = train.shard(jax.random.split(jax.random.key(0), 16)[None], devices)
+  step = jax.pmap(functools.partial(
+      train.train_step, config=tiny_config, info=INFO,
+      learning_rate_fn=lambda step: 1e-2), axis_name=train.AXIS, devices=devices)
+  state = _state(tiny_config)
+  _trees_close(state.ema['params'], state.params, rtol=0, atol=0)
+  states = [state]
+  for _ in range(3):
+    states.append(train.unreplicate(step(train.replicate(states[-1], devices),
+                                         batch, keys)[0]))
+  # Step t's decay ramps as min(0.5, (1 + t) / (10 + t)): 0.1, 0.18, 0.25.
+  for t, decay in enumerate([0.1, 2 / 11, 0.25]):
+    before, after = states[t], states[t + 1]
+    want = jax.tree_util.tree_map(
+        lambda average, new: decay * average + (1 - decay) * new, before.ema,
+        {'params': after.params, 'batch_stats': after.batch_stats})
+    _trees_close(after.ema, want, rtol=1e-6, atol=1e-7)
+  assert not np.allclose(states[-1].ema['params']['classifier']['kernel'],
+                         states[-1].params['classifier']['kernel'])
+
+
+def test_evaluation_restores_the_ema_weights(tiny_config, tmp_path, mock_cifar):
+  tiny_config.ema_decay = 0.9
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(tiny_config, workdir)
+  store = checkpoints.CheckpointStore(workdir, create=False)
+  saved = store.restore(4, train.Experiment(tiny_config).abstract_state())
+  store.close()
+  restored = _read_params(tiny_config, workdir, 4)
+  _trees_close(restored, saved.ema['params'], rtol=0, atol=0)
+  assert not np.allclose(restored['classifier']['kernel'], saved.params['classifier']['kernel'])
