@@ -60,6 +60,11 @@ def check_workdir_config(config: ml_collections.ConfigDict,
       f'{_jsonable(config.get(field))!r}'
       for field in _IDENTITY_FIELDS
       if field in saved and _jsonable(saved[field]) != _jsonable(config.get(field))]
+  # Checkpoints hold an EMA of the weights exactly when ema_decay > 0.
+  if 'ema_decay' in saved and bool(saved['ema_decay']) != bool(config.get('ema_decay')):
+    differences.append(
+        f'ema_decay: workdir has {saved["ema_decay"]!r}, config has '
+        f'{config.get("ema_decay")!r} (an EMA is kept or not)')
   if differences:
     raise WorkdirError(
         f'workdir {workdir!r} holds a run of a different model ('

@@ -223,3 +223,7 @@ def test_evaluation_restores_the_ema_weights(tiny_config, tmp_path, mock_cifar):
   restored = _read_params(tiny_config, workdir, 4)
   _trees_close(restored, saved.ema['params'], rtol=0, atol=0)
   assert not np.allclose(restored['classifier']['kernel'], saved.params['classifier']['kernel'])
+  # Evaluating it without the EMA would silently read the raw weights.
+  tiny_config.ema_decay = 0.0
+  with pytest.raises(WorkdirError, match='ema_decay'):
+    train.restore_state(tiny_config, workdir, 4)
