@@ -43,6 +43,14 @@ class RunRecord:
     start = (self.train or self.validation)[0]['time']
     return [(r['time'] - start) / 60 for r in self.validation]
 
+  def minutes_to(self, accuracy: float) -> float | None:
+    """Minutes until validation accuracy first reached `accuracy` (a
+    fraction), counted like `elapsed_minutes`; None if it never did."""
+    for record, minutes in zip(self.validation, self.elapsed_minutes()):
+      if record['accuracy'] >= accuracy:
+        return minutes
+    return None
+
 
 def _read_json(path: str):
   if not os.path.exists(path):
@@ -97,7 +105,8 @@ def _percent(x) -> str:
 
 def table(runs: list[RunRecord]) -> str:
   header = ('| run | model | δ | params | MACs/image | test acc. % | best val. % '
-            '| paper % | steps | train + validation time | train img/s | status |')
+            '| paper % | val. ≥ paper after | steps | train + validation time '
+            '| train img/s | status |')
   lines = [header, '|' + '---|' * (header.count('|') - 1)]
   for run in runs:
     config, summary = run.config, run.summary or {}
@@ -108,6 +117,7 @@ def table(runs: list[RunRecord]) -> str:
     rates = [r['images_per_sec'] for r in run.train if 'images_per_sec' in r]
     rate = sorted(rates)[len(rates) // 2] if rates else None
     minutes = summary.get('train_wall_time_sec')
+    to_paper = None if paper is None else run.minutes_to(paper / 100)
     lines.append('| ' + ' | '.join([
         run.name, model,
         _dilation_label(dilation) if model == 'dilated_net' else '—',
@@ -116,6 +126,7 @@ def table(runs: list[RunRecord]) -> str:
         _percent(summary.get('test_accuracy')),
         _percent(run.best_validation),
         '—' if paper is None else f'{paper:.2f}',
+        '—' if to_paper is None else f'{to_paper:.1f} min',
         str(summary.get('final_step', run.train[-1]['step'] if run.train else 0)),
         '—' if minutes is None else f'{minutes / 60:.1f} min',
         '—' if rate is None else f'{rate:.0f}',

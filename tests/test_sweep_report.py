@@ -81,3 +81,22 @@ def test_report_cli_without_workdirs_exits_2(tmp_path):
   assert result.returncode == 2
   assert 'no training workdirs' in result.stderr
   assert not (tmp_path / 'out').exists()
+
+
+def test_report_gives_the_minutes_until_validation_reached_the_paper(tmp_path):
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  (workdir / 'config.json').write_text(json.dumps(
+      {'model': 'dilated_net', 'dilation': 0}))  # The paper's δ = 0: 82.04 %.
+  records = [{'split': 'train', 'step': 1, 'time': 1000.0, 'accuracy': 0.1,
+              'images_per_sec': 100.0}]
+  records += [{'split': 'validation', 'step': 10 * i, 'time': 1000.0 + 60 * t,
+               'accuracy': a}
+              for i, (t, a) in enumerate([(3, 0.70), (6, 0.8205), (9, 0.83)], 1)]
+  (workdir / 'metrics.jsonl').write_text(
+      ''.join(json.dumps(r) + '\n' for r in records))
+  run = report.load_run(str(workdir))
+  assert run.minutes_to(0.8204) == 6.0
+  assert run.minutes_to(0.9) is None
+  row = report.table([run]).splitlines()[2].split(' | ')
+  assert row[7:9] == ['82.04', '6.0 min']
