@@ -60,10 +60,12 @@ def check_workdir_config(config: ml_collections.ConfigDict,
       f'{_jsonable(config.get(field))!r}'
       for field in _IDENTITY_FIELDS
       if field in saved and _jsonable(saved[field]) != _jsonable(config.get(field))]
-  # Checkpoints hold an EMA of the weights exactly when ema_decay > 0.
-  if 'ema_decay' in saved and bool(saved['ema_decay']) != bool(config.get('ema_decay')):
+  # Checkpoints hold an EMA of the weights exactly when ema_decay > 0; a
+  # saved config without the field predates it and kept none.
+  saved_ema = saved.get('ema_decay', 0.0)
+  if bool(saved_ema) != bool(config.get('ema_decay')):
     differences.append(
-        f'ema_decay: workdir has {saved["ema_decay"]!r}, config has '
+        f'ema_decay: workdir has {saved_ema!r}, config has '
         f'{config.get("ema_decay")!r} (an EMA is kept or not)')
   if differences:
     raise WorkdirError(

@@ -227,3 +227,13 @@ def test_evaluation_restores_the_ema_weights(tiny_config, tmp_path, mock_cifar):
   tiny_config.ema_decay = 0.0
   with pytest.raises(WorkdirError, match='ema_decay'):
     train.restore_state(tiny_config, workdir, 4)
+
+
+def test_a_workdir_from_before_the_ema_is_refused_with_one(tiny_config, tmp_path):
+  saved = json.loads(tiny_config.to_json_best_effort())
+  del saved['ema_decay']  # Written before the field existed: no EMA kept.
+  (tmp_path / 'config.json').write_text(json.dumps(saved))
+  assert checkpoints.check_workdir_config(tiny_config, str(tmp_path)) == saved
+  tiny_config.ema_decay = 0.999
+  with pytest.raises(WorkdirError, match='ema_decay: workdir has 0.0'):
+    checkpoints.check_workdir_config(tiny_config, str(tmp_path))
