@@ -131,7 +131,7 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
   eval_ips = steps * config.eval_batch_size / _median_seconds(eval_steps, runs)
 
   host_state = train.unreplicate(state)
-  variables = {'params': host_state.params, 'batch_stats': host_state.batch_stats}
+  variables = train.eval_variables(host_state)
   mean, std = info.mean, info.std
   infer = jax.jit(lambda variables, image: jnp.argmax(model.apply(
       variables, data.normalize(image, mean, std), train=False), -1))
