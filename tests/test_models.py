@@ -118,3 +118,17 @@ def test_one_dilation_per_module():
     config.dilation = (0, 1, 0, 1, 0, 1, 0, 0, -1)
   with pytest.raises(ConfigError, match='integer >= 0'):
     models.create_model(config, 10)
+
+
+@pytest.mark.parametrize('name', ['cifar10', 'cifar10_recipe',
+                                  'cifar10_recipe_mixed', 'cifar10_mixed'])
+def test_cifar10_configs_keep_the_papers_size(name):
+  """Every CIFAR-10 layout, ours included, stays the paper's 3.1 M network."""
+  import importlib
+  config = importlib.import_module(f'configs.{name}').get_config()
+  model = models.create_model(config, num_classes=10)
+  variables = jax.eval_shape(
+      lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
+                         train=False))
+  assert abs(_param_count(variables['params']) - 3.1e6) <= 0.1e6
+  assert len(model.dilations) == 9
