@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from absl import logging
 from flax.training import train_state
 from jax import lax
 
@@ -80,6 +81,12 @@ def create_learning_rate_fn(config: ml_collections.ConfigDict,
                             ) -> optax.Schedule:
   """Linear warm-up to config.learning_rate, then cosine decay or constant."""
   warmup = min(int(config.warmup_epochs * epoch_steps), total_steps)
+  if warmup and warmup == total_steps:
+    # Short budgeted runs hit this silently: the rate would rise all run long.
+    logging.warning(
+        'config.warmup_epochs=%s covers all %d training steps, so the '
+        'learning rate only rises and never decays; lower warmup_epochs.',
+        config.warmup_epochs, total_steps)
   peak = config.learning_rate
   if config.lr_schedule == 'cosine':
     after = optax.cosine_decay_schedule(peak, max(total_steps - warmup, 1))

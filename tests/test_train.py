@@ -237,3 +237,18 @@ def test_a_workdir_from_before_the_ema_is_refused_with_one(tiny_config, tmp_path
   tiny_config.ema_decay = 0.999
   with pytest.raises(WorkdirError, match='ema_decay: workdir has 0.0'):
     checkpoints.check_workdir_config(tiny_config, str(tmp_path))
+
+
+def test_schedule_warms_up_then_decays_and_warns_when_warmup_is_the_whole_run(
+    tiny_config, caplog):
+  tiny_config.learning_rate, tiny_config.lr_schedule = 1e-3, 'cosine'
+  tiny_config.warmup_epochs = 1
+  schedule = train.create_learning_rate_fn(tiny_config, epoch_steps=10,
+                                           total_steps=100)
+  assert float(schedule(0)) == 0.0
+  assert float(schedule(10)) == pytest.approx(1e-3)
+  assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
+  assert 'never decays' not in caplog.text
+  # A budgeted run shorter than its warm-up would only ever raise the rate.
+  train.create_learning_rate_fn(tiny_config, epoch_steps=10, total_steps=8)
+  assert 'covers all 8 training steps' in caplog.text
