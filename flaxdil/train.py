@@ -358,7 +358,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   writer = MetricsWriter(workdir)
   progress = Progress(total_steps, epoch_steps, config.batch_size, start_step)
-  print(f'Training {config.model} ({num_params:,} params, δ={config.dilation}) '
+  # Only the paper's network has a δ; the baselines ignore config.dilation.
+  dilation = (f', δ={config.dilation}' if config.model == 'dilated_net'
+              else '')
+  print(f'Training {config.model} ({num_params:,} params{dilation}) '
         f'on {config.dataset}: {len(train_split)} train / {len(validation)} '
         f'validation examples, {total_steps} steps of {config.batch_size} on '
         f'{len(devices)} {devices[0].platform} device(s).', flush=True)
