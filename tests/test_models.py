@@ -1,5 +1,7 @@
 """The network's shape, size and the meaning of its dilation."""
 
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,11 +18,15 @@ def _param_count(tree):
   return sum(x.size for x in jax.tree_util.tree_leaves(tree))
 
 
-def test_paper_model_has_3_1_million_parameters():
-  model = models.create_model(cifar10.get_config(), num_classes=10)
-  variables = jax.eval_shape(
+def _cifar10_variable_shapes(model):
+  return jax.eval_shape(
       lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
                          train=False))
+
+
+def test_paper_model_has_3_1_million_parameters():
+  model = models.create_model(cifar10.get_config(), num_classes=10)
+  variables = _cifar10_variable_shapes(model)
   count = _param_count(variables['params'])
   assert abs(count - 3.1e6) <= 0.1e6, count
   blocks = [k for k in variables['params'] if k.startswith('block')]
@@ -124,11 +130,8 @@ def test_one_dilation_per_module():
                                   'cifar10_recipe_mixed', 'cifar10_mixed'])
 def test_cifar10_configs_keep_the_papers_size(name):
   """Every CIFAR-10 layout, ours included, stays the paper's 3.1 M network."""
-  import importlib
   config = importlib.import_module(f'configs.{name}').get_config()
   model = models.create_model(config, num_classes=10)
-  variables = jax.eval_shape(
-      lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
-                         train=False))
+  variables = _cifar10_variable_shapes(model)
   assert abs(_param_count(variables['params']) - 3.1e6) <= 0.1e6
   assert len(model.dilations) == 9
