@@ -14,7 +14,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from flaxdil import data, model_summary, models, train
+from flaxdil import data, devices, model_summary, models
+from flaxdil.devices import PmappedModel
+# By name: run()'s `steps` argument (steps per timed run) would hide the module.
+from flaxdil.steps import create_train_state, eval_variables
 
 
 def _median_seconds(fn, runs: int) -> float:
@@ -63,24 +66,24 @@ class TrainTiming:
   of the dataset's shape (needs the dataset's metadata only)."""
 
   def __init__(self, config: ml_collections.ConfigDict,
-               experiment: train.Experiment | None = None):
+               pmapped: PmappedModel | None = None):
     self.config = config
-    self.experiment = experiment or train.Experiment(config)
-    info = self.experiment.info
+    self.pmapped = pmapped or PmappedModel(config)
+    info = self.pmapped.info
     rng = np.random.default_rng(0)
     num_examples = config.batch_size * 4
     self.images = rng.integers(0, 256, (num_examples,) + info.image_shape,
                                np.uint8)
     self.labels = rng.integers(0, info.num_classes, (num_examples,), np.int32)
     schedule = lambda step: config.learning_rate
-    devices = self.experiment.devices
-    self.state = train.replicate(train.create_train_state(
-        config, self.experiment.model, jax.random.key(0), info.image_shape,
-        schedule), devices)
-    self._p_train = self.experiment.p_train_step(schedule)
-    self._data = train.replicate({'image': self.images, 'label': self.labels},
-                                 devices)
-    self._key = train.replicate(jax.random.key(0), devices)
+    placed = self.pmapped.devices
+    self.state = devices.replicate(create_train_state(
+        config, self.pmapped.model, jax.random.key(0), info.image_shape,
+        schedule), placed)
+    self._p_train = self.pmapped.pmap_train_step(schedule)
+    self._data = devices.replicate({'image': self.images, 'label': self.labels},
+                                   placed)
+    self._key = devices.replicate(jax.random.key(0), placed)
     start = time.perf_counter()
     self._steps(1)
     self.compile_seconds = time.perf_counter() - start
@@ -100,24 +103,24 @@ class TrainTiming:
 
 def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
         latency_calls: int = 50) -> dict:
-  experiment = train.Experiment(config)
-  devices, info, model = experiment.devices, experiment.info, experiment.model
+  pmapped = PmappedModel(config)
+  placed, info, model = pmapped.devices, pmapped.info, pmapped.model
   summary = model_summary.summarize(model, info.image_shape)
   macs = summary['total_macs']
   print(f'{cpu_description()}')
   print(f'{config.model} δ={config.dilation} conv_impl={config.conv_impl} '
-        f'({models.conv_implementation(config.conv_impl)}), '
+        f'({models.conv_impl(config.conv_impl)}), '
         f'{summary["total_params"]:,} params, {macs / 1e6:.1f} M MACs/image, '
-        f'batch {config.batch_size} on {len(devices)} x {devices[0].device_kind}',
+        f'batch {config.batch_size} on {len(placed)} x {placed[0].device_kind}',
         flush=True)
 
-  timing = TrainTiming(config, experiment)
+  timing = TrainTiming(config, pmapped)
   compile_train = timing.compile_seconds
   train_ips = timing.images_per_sec(runs, steps)
   state, images, labels = timing.state, timing.images, timing.labels
 
-  p_eval = experiment.p_eval_step
-  eval_batch = experiment.eval_batches(data.Split(
+  p_eval = pmapped.eval_step
+  eval_batch = pmapped.eval_batches(data.Split(
       images[:1].repeat(config.eval_batch_size, 0),
       labels[:1].repeat(config.eval_batch_size, 0)))[0]
   start = time.perf_counter()
@@ -130,8 +133,7 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
 
   eval_ips = steps * config.eval_batch_size / _median_seconds(eval_steps, runs)
 
-  host_state = train.unreplicate(state)
-  variables = train.eval_variables(host_state)
+  variables = eval_variables(devices.unreplicate(state))
   mean, std = info.mean, info.std
   infer = jax.jit(lambda variables, image: jnp.argmax(model.apply(
       variables, data.normalize(image, mean, std), train=False), -1))
@@ -164,7 +166,7 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
       'widths': list(config.widths), 'strides': list(config.strides),
       'dtype': config.dtype, 'runs': runs, 'steps_per_run': steps,
       'jax_version': jax.__version__,
-      'device': f'{len(devices)} x {devices[0].device_kind} ({devices[0].platform})',
+      'device': f'{len(placed)} x {placed[0].device_kind} ({placed[0].platform})',
       'machine': platform.machine(), 'cpu': cpu_description(),
   }
   print(f'compile: train {compile_train:.1f} s, eval {compile_eval:.1f} s')

@@ -6,8 +6,10 @@ import json
 
 import ml_collections
 
-from flaxdil import model_summary, models
+from flaxdil import evaluation, model_summary, models, paper, summary_text
 from flaxdil import train as trainer
+from flaxdil.config_args import with_fields
+from flaxdil.devices import PmappedModel
 from flaxdil.errors import FlaxdilError
 from flaxdil.models import baselines
 
@@ -26,7 +28,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | None) -> dict:
 
 
 def evaluate(config, workdir, split=None, step=None) -> dict:
-  result = trainer.evaluate_checkpoint(
+  result = evaluation.evaluate_checkpoint(
       config, _require_workdir(workdir, 'eval'), split=split, step=step)
   print(f'{result["split"]}: accuracy {result["accuracy"]:.4f} loss '
         f'{result["loss"]:.4f} on {result["num_examples"]} examples '
@@ -36,33 +38,29 @@ def evaluate(config, workdir, split=None, step=None) -> dict:
   return result
 
 
-def _with_stem(config: ml_collections.ConfigDict, stem: str):
-  config = config.copy_and_resolve_references()
-  with config.unlocked():
-    config.stem = stem
-  return config
-
-
 def inspect_model(config, workdir=None, step=None, as_json=False) -> dict:
-  experiment = trainer.Experiment(config)
   metadata = {'model': config.model, 'dataset': config.dataset,
-           'dilation': config.dilation}
+              'dilation': config.dilation}
   params = None
   if workdir:
-    state, step, _ = trainer.restore_state(config, workdir, step, experiment)
+    state, step, pmapped = evaluation.restore_state(config, workdir, step)
     params = state.params
     metadata.update(checkpoint=workdir, checkpoint_step=int(step))
-  summary = model_summary.summarize(experiment.model, experiment.info.image_shape,
+  else:
+    pmapped = PmappedModel(config)
+  summary = model_summary.summarize(pmapped.model, pmapped.info.image_shape,
                                     params=params, metadata=metadata)
-  summary['paper_params'] = baselines.PAPER_PARAMS.get(config.model)
+  summary['paper_params'] = paper.TABLE1_PARAMS.get(config.model)
   if config.model in baselines.BASELINES:
     # The published ImageNet network, to check against the paper's Table 1.
     imagenet = model_summary.summarize(
-        models.create_model(_with_stem(config, 'imagenet'), 1000), (224, 224, 3))
+        models.create_model(with_fields(config, stem='imagenet'), 1000),
+        (224, 224, 3))
     summary['imagenet_reference'] = {
         'input_shape': [224, 224, 3], 'num_classes': 1000,
         'total_params': imagenet['total_params'],
-        'total_macs': imagenet['total_macs']}
-  print(model_summary.to_json(summary) if as_json
-        else model_summary.format_summary(summary))
+        'total_macs': imagenet['total_macs'],
+        'published_macs': paper.PUBLISHED_IMAGENET_MACS.get(config.model)}
+  print(summary_text.to_json(summary) if as_json
+        else summary_text.format_summary(summary))
   return summary

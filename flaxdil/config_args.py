@@ -1,4 +1,5 @@
-"""`get_config(arg)` string arguments: 'dilation=0,num_epochs=10'."""
+"""Changing configs: `get_config(arg)` strings ('dilation=0,num_epochs=10') and
+copies with fields replaced."""
 
 from __future__ import annotations
 
@@ -39,5 +40,15 @@ def apply_arguments(config: ml_collections.ConfigDict,
     else:
       value = _parse_value(text.strip())
     with config.ignore_type():
+      config[key] = value
+  return config
+
+
+def with_fields(config: ml_collections.ConfigDict,
+                **fields) -> ml_collections.ConfigDict:
+  """A copy of config (locked or not) with `fields` replaced."""
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    for key, value in fields.items():
       config[key] = value
   return config

@@ -171,11 +171,11 @@ def train_validation_split(train: Split, validation_size: int
 # --- On device --------------------------------------------------------------
 
 
-def normalize(images: jax.Array, mean, std, dtype=jnp.float32) -> jax.Array:
-  """uint8 images → zero-mean, unit-variance floats."""
+def normalize(images: jax.Array, mean, std) -> jax.Array:
+  """uint8 images → zero-mean, unit-variance float32."""
   mean = jnp.asarray(mean, jnp.float32)
   std = jnp.asarray(std, jnp.float32)
-  return ((images.astype(jnp.float32) - mean) / std).astype(dtype)
+  return (images.astype(jnp.float32) - mean) / std
 
 
 def augment(images: jax.Array, keys: jax.Array, crop_padding: int,
@@ -200,6 +200,17 @@ def augment(images: jax.Array, keys: jax.Array, crop_padding: int,
   return jax.vmap(one)(images, keys)
 
 
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+  """Full global batches per epoch: the one definition, used by the host
+  (schedule, logging) and by the device (batch order) alike."""
+  steps = num_examples // batch_size
+  if steps < 1:
+    raise ConfigError(
+        f'config.batch_size={batch_size} is larger than the {num_examples} '
+        'training examples; lower it.')
+  return steps
+
+
 def epoch_batch_indices(key: jax.Array, step: jax.Array, num_examples: int,
                         batch_size: int) -> jax.Array:
   """Indices of the global batch for `step`: a fresh permutation each epoch.
@@ -208,8 +219,7 @@ def epoch_batch_indices(key: jax.Array, step: jax.Array, num_examples: int,
   The last num_examples % batch_size examples of each epoch's permutation are
   skipped (a different remainder every epoch).
   """
-  steps_per_epoch = num_examples // batch_size
-  epoch, position = jnp.divmod(step, steps_per_epoch)
+  epoch, position = jnp.divmod(step, steps_per_epoch(num_examples, batch_size))
   order = jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
   return jax.lax.dynamic_slice(order, (position * batch_size,), (batch_size,))
 

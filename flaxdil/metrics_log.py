@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 
@@ -44,11 +43,10 @@ class Progress:
   """One line per logging interval: step, epoch, loss, accuracy, rate, ETA."""
 
   def __init__(self, total_steps: int, steps_per_epoch: int, batch_size: int,
-               start_step: int, stream=None):
+               start_step: int):
     self.total_steps = total_steps
     self.steps_per_epoch = steps_per_epoch
     self.batch_size = batch_size
-    self.stream = stream  # None: sys.stdout at the time of printing.
     self._mark(start_step)
 
   def _mark(self, step: int) -> None:
@@ -72,5 +70,5 @@ class Progress:
           f'epoch {step / self.steps_per_epoch:6.2f} '
           f'loss {metrics["loss"]:.4f} acc {metrics["accuracy"]:.4f} '
           f'lr {metrics["learning_rate"]:.2e} {rate:7.1f} img/s '
-          f'ETA {format_duration(eta)}', file=self.stream or sys.stdout, flush=True)
+          f'ETA {format_duration(eta)}', flush=True)
     return rate

@@ -2,13 +2,13 @@
 
 The layers are read off the model itself (intercepting its module calls while
 it is traced with abstract shapes), so the summary cannot drift from the code.
-Costs follow the paper's Eq. (2)–(4), counted in multiply-adds (MACs).
+Costs follow the paper's Eq. (2)–(4), counted in multiply-adds (MACs). As
+text tables: flaxdil.summary_text.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 import flax.linen as nn
@@ -16,8 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flaxdil.models.dilated import (DilatedDepthwiseConv, DilatedNet,
-                                    PointwiseConv)
+from flaxdil import dilation
+from flaxdil.models.dilated import DilatedNet
+from flaxdil.models.layers import DilatedDepthwiseConv, PointwiseConv
 from flaxdil.ops import depthwise as depthwise_ops
 
 
@@ -94,17 +95,18 @@ def trace_layers(model: nn.Module, image_shape) -> tuple[list[Layer], Any]:
     pixels = int(np.prod(hw_out)) if spatial else 1
     layer = Layer(name, '', cin, cout, hw_in, hw_out, params_count, 0)
     if isinstance(module, DilatedDepthwiseConv):
-      k = 3
+      k, rate = dilation.KERNEL_SIZE, dilation.lax_dilation(module.dilation)
       layer.kind, layer.kernel, layer.stride = 'depthwise_conv', (k, k), module.strides
-      layer.dilation, layer.lax_dilation = module.dilation, module.lax_dilation
-      layer.padding, layer.groups = [list(p) for p in module.padding], cin
+      layer.dilation, layer.lax_dilation = module.dilation, rate
+      pad = dilation.padding(rate)
+      layer.padding, layer.groups = [[pad, pad], [pad, pad]], cin
       layer.macs = k * k * cin * pixels
-      layer.filter_span = (k - 1) * module.lax_dilation + 1
-      taps = depthwise_ops.tap_windows(
-          hw_in[0], hw_in[1], module.strides, module.lax_dilation)[2]
+      layer.filter_span = dilation.filter_span(module.dilation)
+      _, _, taps = depthwise_ops.tap_windows(hw_in[0], hw_in[1],
+                                             module.strides, rate)
       layer.active_taps = len(taps)
       rows = [a for a, _, _, _ in taps]
-      layer.effective_span = (max(rows) - min(rows)) * module.lax_dilation + 1
+      layer.effective_span = dilation.span_of_taps(min(rows), max(rows), rate)
     elif isinstance(module, PointwiseConv):
       layer.kind, layer.kernel, layer.stride = 'conv', (1, 1), 1
       layer.lax_dilation, layer.padding, layer.groups = 1, 'VALID', 1
@@ -124,9 +126,11 @@ def trace_layers(model: nn.Module, image_shape) -> tuple[list[Layer], Any]:
     else:
       layer.kind = 'batch_norm'
     if chain and layer.filter_span is not None:
-      field += (layer.filter_span - 1) * jump
-      effective_field += (layer.effective_span - 1) * jump
-      jump *= layer.stride
+      field, next_jump = dilation.grow_receptive_field(
+          field, jump, layer.filter_span, layer.stride)
+      effective_field, _ = dilation.grow_receptive_field(
+          effective_field, jump, layer.effective_span, layer.stride)
+      jump = next_jump
       layer.receptive_field = field
       layer.effective_receptive_field = effective_field
     layers.append(layer)
@@ -196,79 +200,3 @@ def summarize(model: nn.Module, image_shape, params=None,
       'total_params': sum(row['count'] for row in rows),
       'total_macs': macs,
   }
-
-
-def _table(headers, rows) -> str:
-  cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
-  widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-  lines = ['  '.join(c.rjust(w) if i else c.ljust(w)
-                     for i, (c, w) in enumerate(zip(row, widths)))
-           for row in cells]
-  lines.insert(1, '  '.join('-' * w for w in widths))
-  return '\n'.join(lines)
-
-
-def format_summary(summary: dict) -> str:
-  """The same content as the JSON, as tables for a terminal."""
-  out = []
-  for key in ('model', 'dataset', 'checkpoint', 'checkpoint_step'):
-    if key in summary:
-      out.append(f'{key}: {summary[key]}')
-  out.append(f'input: {summary["input_shape"]}\n')
-  has_stats = any('mean' in r for r in summary['params'])
-  headers = ['parameter', 'shape', 'count'] + (['mean', 'std'] if has_stats else [])
-  rows = [[r['path'], 'x'.join(map(str, r['shape'])), f'{r["count"]:,}']
-          + ([f'{r["mean"]:+.4f}', f'{r["std"]:.4f}'] if has_stats else [])
-          for r in summary['params']]
-  out += ['Parameters', _table(headers, rows), '']
-  total = summary['total_params']
-  out += ['Parameters per module', _table(
-      ['module', 'count', 'share'],
-      [[m, f'{c:,}', f'{100 * c / total:.1f}%'] for m, c in
-       summary['params_per_module'].items()] + [['total', f'{total:,}', '100.0%']]), '']
-  rows = []
-  for layer in summary['layers']:
-    dil = '' if layer['dilation'] is None else f'{layer["dilation"]}/{layer["lax_dilation"]}'
-    hw = '' if layer['output_hw'] is None else 'x'.join(map(str, layer['output_hw']))
-    rows.append([layer['name'], layer['kind'],
-                 f'{layer["in_channels"]}->{layer["out_channels"]}', hw,
-                 layer['stride'] or '', dil, layer['filter_span'] or '',
-                 '' if layer['active_taps'] is None else f'{layer["active_taps"]}/9',
-                 layer['effective_span'] if layer['kind'] == 'depthwise_conv' else '',
-                 layer['receptive_field'] or '',
-                 layer['effective_receptive_field'] or '', f'{layer["params"]:,}',
-                 f'{layer["macs"]:,}'])
-  out += ['Layers (δ/lax: the paper\'s dilation and lax rhs_dilation; span: '
-          'the filter\'s extent C; taps: filter taps that ever read the map, '
-          'not padding; eff: the extent of those taps on this map; RF / eff RF: '
-          'receptive field on the input image through the spans / through the '
-          'effective spans)',
-          _table(['layer', 'kind', 'channels', 'out', 'stride', 'δ/lax', 'span',
-                  'taps', 'eff', 'RF', 'eff RF', 'params', 'MACs'], rows), '']
-  costs = summary['joint_module_costs']
-  if costs:
-    rows = [[c['module'], c['H'], c['N'], 'x'.join(map(str, c['Li'])),
-             f'{c["standard_macs"]:,}', f'{c["separable_macs"]:,}',
-             f'{c["ratio"]:.4f}', f'{c["ratio_eq4"]:.4f}'] for c in costs]
-    std = sum(c['standard_macs'] for c in costs)
-    sep = sum(c['separable_macs'] for c in costs)
-    rows.append(['total', '', '', '', f'{std:,}', f'{sep:,}', f'{sep / std:.4f}', ''])
-    out += ['Joint modules, Eq. (2)-(4): standard Lk²·H·N·Li² vs separable '
-            'Lk²·H·Li² + H·N·Li²',
-            _table(['module', 'H', 'N', 'Li', 'standard MACs', 'separable MACs',
-                    'ratio', '1/N+1/Lk²'], rows), '']
-  out.append(f'Total: {total:,} parameters, {summary["total_macs"]:,} '
-             'multiply-adds per image.')
-  if summary.get('imagenet_reference'):
-    ref = summary['imagenet_reference']
-    out.append(f'As published (224x224 input, 1000-class head): '
-               f'{ref["total_params"]:,} parameters, {ref["total_macs"]:,} '
-               'multiply-adds per image.')
-  if summary.get('paper_params'):
-    out.append(f'The paper\'s Table 1 gives {summary["paper_params"] / 1e6:g} M '
-               'parameters.')
-  return '\n'.join(out)
-
-
-def to_json(summary: dict) -> str:
-  return json.dumps(summary, indent=2)

@@ -11,13 +11,8 @@ import dataclasses
 import json
 import os
 
+from flaxdil import paper
 from flaxdil.errors import FlaxdilError
-
-# The paper's figures, CIFAR-10 test accuracy in % (its parameter counts are
-# baselines.PAPER_PARAMS).
-PAPER_TABLE2 = {0: 82.04, 1: 83.32, 2: 84.25, 3: 83.56}
-PAPER_TABLE1 = {'dilated_net': 84.25, 'mobilenet_v1': 83.91, 'googlenet': 83.84,
-                'squeezenet': 69.83, 'vgg16': 86.17}
 
 
 @dataclasses.dataclass
@@ -112,12 +107,11 @@ def table(runs: list[RunRecord]) -> str:
     config, summary = run.config, run.summary or {}
     model = config.get('model', 'dilated_net')
     dilation = config.get('dilation')
-    paper = (PAPER_TABLE2.get(dilation) if model == 'dilated_net'
-             and isinstance(dilation, int) else PAPER_TABLE1.get(model))
+    expected = paper.expected_accuracy(model, dilation)
     rates = [r['images_per_sec'] for r in run.train if 'images_per_sec' in r]
     rate = sorted(rates)[len(rates) // 2] if rates else None
     minutes = summary.get('train_wall_time_sec')
-    to_paper = None if paper is None else run.minutes_to(paper / 100)
+    to_paper = None if expected is None else run.minutes_to(expected / 100)
     lines.append('| ' + ' | '.join([
         run.name, model,
         _dilation_label(dilation) if model == 'dilated_net' else '—',
@@ -125,7 +119,7 @@ def table(runs: list[RunRecord]) -> str:
         f'{summary["total_macs"] / 1e6:.1f} M' if summary.get('total_macs') else '—',
         _percent(summary.get('test_accuracy')),
         _percent(run.best_validation),
-        '—' if paper is None else f'{paper:.2f}',
+        '—' if expected is None else f'{expected:.2f}',
         '—' if to_paper is None else f'{to_paper:.1f} min',
         str(summary.get('final_step', run.train[-1]['step'] if run.train else 0)),
         '—' if minutes is None else f'{minutes / 60:.1f} min',
@@ -177,10 +171,10 @@ def plots(runs: list[RunRecord], out_dir: str) -> list[str]:
     axes.plot([r.config['dilation'] for r in dilated],
               [100 * r.summary['test_accuracy'] for r in dilated], 'o-',
               label='flaxdil (measured)')
-    axes.plot(list(PAPER_TABLE2), list(PAPER_TABLE2.values()), 's--',
-              label='paper, Table 2')
+    axes.plot(list(paper.TABLE2_ACCURACY), list(paper.TABLE2_ACCURACY.values()),
+              's--', label='paper, Table 2')
     axes.set(xlabel='δ (paper\'s dilation rate)', ylabel='CIFAR-10 test accuracy (%)',
-             title='Accuracy against δ', xticks=list(PAPER_TABLE2))
+             title='Accuracy against δ', xticks=list(paper.TABLE2_ACCURACY))
     axes.grid(alpha=0.3)
     axes.legend()
     save(fig, 'accuracy_vs_dilation.png')

@@ -20,7 +20,7 @@ import os
 import ml_collections
 
 from flaxdil import checkpoints
-from flaxdil.config_args import apply_arguments
+from flaxdil.config_args import apply_arguments, with_fields
 from flaxdil.errors import ConfigError
 
 
@@ -99,7 +99,4 @@ def _apply_budget(config, workdir: str, budget_minutes: float):
     checkpoints.write_json_atomic(path, budget)
   print(f'  budget {budget_minutes} min: {budget["num_train_steps"]} steps at '
         f'{budget["measured_train_images_per_sec"]} img/s measured', flush=True)
-  config = config.copy_and_resolve_references()
-  with config.unlocked():
-    config.num_train_steps = budget['num_train_steps']
-  return config
+  return with_fields(config, num_train_steps=budget['num_train_steps'])

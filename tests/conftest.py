@@ -2,6 +2,11 @@
 
 XLA reads the flag once, when JAX starts, so it is set before any test
 imports JAX.
+
+Tiers: tests marked `slow` train end to end or start subprocesses (each
+re-imports JAX and TFDS). The inner loop is
+  python -m pytest -q -m "not slow" tests
+and the whole suite (README, .ci/run) is python -m pytest -q tests.
 """
 
 import os
@@ -28,6 +33,12 @@ sys.path.insert(0, str(ROOT))
 SHARED_TFDS = ROOT.parent / 'shared' / 'tensorflow_datasets'
 
 
+def pytest_configure(config):
+  config.addinivalue_line(
+      'markers', 'slow: trains end to end or runs a subprocess (deselect with '
+      '-m "not slow" for the fast inner loop)')
+
+
 @pytest.fixture
 def tiny_config():
   from configs import tiny
@@ -39,3 +50,11 @@ def shared_tfds_dir():
   if not (SHARED_TFDS / 'cifar10').is_dir():
     pytest.skip(f'real CIFAR-10 not found at {SHARED_TFDS}')
   return str(SHARED_TFDS)
+
+
+@pytest.fixture
+def mock_cifar():
+  """TFDS's mock data in place of cifar10: 150 random examples per split."""
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=150):
+    yield

@@ -1,4 +1,5 @@
-"""bin/main.py as a user runs it: real data, eval, inspect and bad input."""
+"""bin/main.py as a user runs it (subprocesses: slow), and the inspection
+it prints (in-process)."""
 
 import json
 import os
@@ -8,6 +9,8 @@ import sys
 import pytest
 
 from conftest import ROOT
+from configs import cifar10
+from flaxdil import cli
 
 def _run(*args, check=True, script='main.py'):
   result = subprocess.run([sys.executable, str(ROOT / 'bin' / script), *args],
@@ -17,6 +20,7 @@ def _run(*args, check=True, script='main.py'):
   return result
 
 
+@pytest.mark.slow
 def test_train_then_eval_on_real_cifar10(shared_tfds_dir, tmp_path):
   workdir = str(tmp_path / 'run')
   common = ['--config=configs/tiny.py', f'--config.data_dir={shared_tfds_dir}',
@@ -35,13 +39,14 @@ def test_train_then_eval_on_real_cifar10(shared_tfds_dir, tmp_path):
   assert all('mean' in row for row in inspected['params'])
 
 
-def test_inspect_json_describes_the_paper_network():
-  summary = json.loads(_run('--config=configs/cifar10.py', '--mode=inspect',
-                            '--json').stdout)
+def test_inspect_json_describes_the_paper_network(capsys):
+  summary = cli.inspect_model(cifar10.get_config(), as_json=True)
+  assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(summary))
   assert abs(summary['total_params'] - 3.1e6) <= 0.1e6
   depthwise = [l for l in summary['layers'] if l['kind'] == 'depthwise_conv']
   assert len(depthwise) == 9
   assert {(l['dilation'], l['lax_dilation'], l['filter_span']) for l in depthwise} == {(2, 5, 11)}
+  assert depthwise[0]['padding'] == [[5, 5], [5, 5]]
   for field in ('name', 'kind', 'kernel', 'stride', 'lax_dilation', 'padding',
                 'in_channels', 'out_channels', 'params', 'macs'):
     assert field in depthwise[0]
@@ -53,12 +58,27 @@ def test_inspect_json_describes_the_paper_network():
             for l in depthwise]
   assert fields[5] == (141, 141) and fields[8] == (381, 141)
   assert sum(l['params'] for l in summary['layers']) == summary['total_params']
-  for cost in summary['joint_module_costs']:
-    assert cost['ratio'] == pytest.approx(cost['ratio_eq4'])
-  table = _run('--config=configs/cifar10.py:dilation=0', '--mode=inspect').stdout
+  # Eq. (2)-(4) against the traced layers: the separable cost is what the
+  # depthwise and pointwise layers count, and its ratio to a dense 3×3
+  # convolution's Lk²·H·N·Li² is 1/N + 1/Lk².
+  layers = {l['name']: l for l in summary['layers']}
+  costs = summary['joint_module_costs']
+  assert [c['module'] for c in costs] == [f'block{i}/joint' for i in range(1, 10)]
+  for cost in costs:
+    dw, pw = layers[cost['module'] + '/depthwise'], layers[cost['module'] + '/pointwise']
+    assert cost['separable_macs'] == dw['macs'] + pw['macs']
+    h, n = dw['in_channels'], pw['out_channels']
+    dense = 9 * h * n * dw['output_hw'][0] * dw['output_hw'][1]
+    assert cost['standard_macs'] == dense
+    assert cost['separable_macs'] / dense == pytest.approx(1 / n + 1 / 9)
+  # The paper's layout at 32×32: 60.3 M multiply-adds (README, BENCHMARKS).
+  assert summary['total_macs'] == pytest.approx(60.3e6, rel=1e-3)
+  cli.inspect_model(cifar10.get_config('dilation=0'))
+  table = capsys.readouterr().out
   assert 'Joint modules, Eq. (2)-(4)' in table and '0/1' in table
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('args,message', [
     (['--config.dataset=no_such_dataset'], 'unknown dataset'),
     (['--config.dilation=-1'], 'must be an integer >= 0'),
@@ -76,11 +96,25 @@ def test_bad_input_is_a_clear_error_and_leaves_no_workdir(tmp_path, args, messag
   assert not workdir.exists()
 
 
+@pytest.mark.slow
 def test_bench_runs_in_a_tiny_mode():
   result = _run('--config=configs/tiny.py', '--runs=1', '--steps=1',
                 '--latency_calls=2', script='bench.py')
   figures = json.loads(result.stdout.strip().splitlines()[-1])
   for key in ('train_images_per_sec', 'eval_images_per_sec',
-              'latency_ms_batch1', 'peak_rss_mb'):
+              'latency_ms_batch1', 'peak_rss_mb', 'matmul_gflops_per_sec'):
     assert figures[key] > 0, key
-  assert figures['device'] and figures['jax_version']
+  # The figures agree with each other and with the model: training costs
+  # 3 × 2 FLOPs per multiply-add of the tiny model, and the share of the
+  # matmul peak is that cost at the measured rate.
+  from configs import tiny
+  from flaxdil import model_summary, models
+  macs = model_summary.summarize(models.create_model(tiny.get_config(), 10),
+                                 (32, 32, 3))['total_macs']
+  assert figures['train_gflops_per_image'] == round(6 * macs / 1e9, 3)
+  share = (6 * macs * figures['train_images_per_sec']
+           / (figures['matmul_gflops_per_sec'] * 1e9))
+  assert figures['train_share_of_matmul_peak'] == pytest.approx(share, rel=0.01, abs=1e-3)
+  assert figures['device'].startswith('2 x ')  # conftest's two CPU devices.
+  assert (figures['batch_size'], figures['dilation']) == (16, 1)
+  assert figures['jax_version']

@@ -1,5 +1,7 @@
 """The fast kernels compute exactly what the lax reference computes."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +9,7 @@ import pytest
 
 from configs import tiny
 from flaxdil import models
+from flaxdil.models import layers
 from flaxdil.ops import depthwise
 
 
@@ -15,7 +18,8 @@ def _value_and_grads(conv, x, kernel, cotangent, stride, rate):
   return (y,) + vjp(cotangent)
 
 
-@pytest.mark.parametrize('shape', [(2, 8, 8, 3), (3, 7, 9, 5), (1, 5, 4, 2)])
+# Odd sizes (stride 2 rounds up) and a map smaller than the filter span.
+@pytest.mark.parametrize('shape', [(3, 7, 9, 5), (1, 5, 4, 2)])
 @pytest.mark.parametrize('stride', [1, 2])
 @pytest.mark.parametrize('rate', [1, 3, 5, 7])  # δ = 0..3
 def test_sliced_matches_lax_forward_and_gradients(shape, stride, rate):
@@ -52,8 +56,9 @@ def test_whole_train_step_gradients_agree_in_float64():
     for impl in ('lax', 'fast'):
       config.conv_impl = impl
       model = models.create_model(config, num_classes=10).clone(
-          dtype=jnp.float64)
-      variables = model.init(jax.random.key(0), images[:1], train=False)
+          layers=layers.bind(impl, jnp.float64))
+      variables = jax.jit(functools.partial(model.init, train=False))(
+          jax.random.key(0), images[:1])
       params = jax.tree_util.tree_map(lambda p: p.astype(jnp.float64),
                                       variables['params'])
 

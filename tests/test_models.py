@@ -2,6 +2,7 @@
 
 import importlib
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,9 +10,10 @@ import pytest
 from jax import lax
 
 from configs import cifar10
-from flaxdil import models
+from flaxdil import dilation, models
 from flaxdil.errors import ConfigError
-from flaxdil.models import dilated
+from flaxdil.models import layers
+from flaxdil.ops import depthwise
 
 
 def _param_count(tree):
@@ -41,21 +43,37 @@ def test_logits_shape_and_downsampling(tiny_config, impl):
   tiny_config.conv_impl = impl
   model = models.create_model(tiny_config, num_classes=7)
   images = jnp.ones((3, 15, 17, 3))
-  variables = model.init(jax.random.key(0), images, train=False)
-  logits = model.apply(variables, images, train=False)
+  variables = jax.eval_shape(
+      lambda: model.init(jax.random.key(0), images, train=False))
+  # Shapes only: what runs is checked against lax elsewhere.
+  logits, state = jax.eval_shape(lambda variables: model.apply(
+      variables, images, train=False, capture_intermediates=True,
+      mutable=['intermediates']), variables)
   assert logits.shape == (3, 7)
   assert logits.dtype == jnp.float32
   # Two stride-2 blocks: 15×17 → 8×9 → 4×5 (rounding up).
-  _, state = model.apply(variables, images, train=False,
-                         capture_intermediates=True, mutable=['intermediates'])
   assert state['intermediates']['block3']['__call__'][0].shape == (3, 4, 5, 16)
 
 
 @pytest.mark.parametrize('delta,rate,span', [(0, 1, 3), (1, 3, 7), (2, 5, 11), (3, 7, 15)])
 def test_paper_dilation_maps_to_lax_rate_and_span(delta, rate, span):
-  assert dilated.lax_dilation(delta) == rate
-  assert dilated.receptive_field(delta) == span
-  assert (3 - 1) * rate + 1 == span
+  assert dilation.lax_dilation(delta) == rate
+  assert dilation.filter_span(delta) == span
+  # What lax computes with that rate: an impulse spreads over exactly `span`
+  # pixels per axis, and the padding keeps the size.
+  impulse = jnp.zeros((1, 31, 31, 1)).at[0, 15, 15, 0].set(1.0)
+  response = depthwise.depthwise_lax(impulse, jnp.ones((3, 3, 1, 1)), 1, rate)
+  assert response.shape == impulse.shape
+  rows, cols = np.nonzero(np.asarray(response[0, :, :, 0]))
+  assert rows.max() - rows.min() + 1 == span == cols.max() - cols.min() + 1
+  assert len(rows) == 9
+
+
+def test_receptive_field_recursion():
+  # Two 3×3 layers, the first with stride 2: 3, then 3 + 2·2 = 7.
+  field, jump = dilation.grow_receptive_field(1, 1, 3, 2)
+  assert (field, jump) == (3, 2)
+  assert dilation.grow_receptive_field(field, jump, 3, 1) == (7, 2)
 
 
 def _zero_inserted_dense_kernel(kernel, delta):
@@ -63,7 +81,7 @@ def _zero_inserted_dense_kernel(kernel, delta):
   between neighbours, as an ordinary (non-grouped) convolution kernel
   that maps channel c to channel c only."""
   channels = kernel.shape[-1]
-  span = dilated.receptive_field(delta)
+  span = dilation.filter_span(delta)
   step = (span - 1) // 2
   dense = np.zeros((span, span, channels, channels), np.float64)
   for a in range(3):
@@ -73,18 +91,19 @@ def _zero_inserted_dense_kernel(kernel, delta):
   return dense
 
 
-@pytest.mark.parametrize('impl', ['lax', 'sliced'])
+@pytest.mark.parametrize('impl', layers.CONV_IMPLS)
 @pytest.mark.parametrize('stride', [1, 2])
 @pytest.mark.parametrize('delta', [0, 1, 2, 3])
 def test_dilated_depthwise_equals_zero_inserted_dense_convolution(delta, stride, impl):
   with jax.enable_x64():
     x = jax.random.normal(jax.random.key(0), (2, 13, 16, 4), jnp.float64)
-    module = dilated.DilatedDepthwiseConv(dilation=delta, strides=stride,
-                                          impl=impl, dtype=jnp.float64)
+    module = layers.DilatedDepthwiseConv(dilation=delta, strides=stride,
+                                         impl=impl, dtype=jnp.float64)
     variables = module.init(jax.random.key(1), x)
     kernel = np.asarray(variables['params']['kernel'], np.float64)
-    got = module.apply(variables, x)
-    span = dilated.receptive_field(delta)
+    # One compiled program rather than one per operation: the suite's time.
+    got = jax.jit(module.apply)(variables, x)
+    span = dilation.filter_span(delta)
     half = span // 2
     expected = lax.conv_general_dilated(
         x, jnp.asarray(_zero_inserted_dense_kernel(kernel, delta)),
@@ -104,10 +123,34 @@ def test_bad_dilation_is_a_config_error(tiny_config, bad):
 
 def test_auto_picks_the_fast_kernels_on_cpu():
   assert jax.default_backend() == 'cpu'
-  assert models.conv_implementation('auto') == dilated.FAST_CPU
-  assert models.conv_implementation('lax') == dilated.LAX
+  assert models.conv_impl('auto') == 'fast'
+  assert models.conv_impl('lax') == 'lax'
   with pytest.raises(ConfigError, match='conv_impl'):
-    models.conv_implementation('cudnn')
+    models.conv_impl('cudnn')
+
+
+@pytest.mark.parametrize('name', ['lax', 'fast'])
+def test_every_layer_takes_the_configured_kernels(tiny_config, name):
+  """conv_impl reaches every depthwise and pointwise layer, by one name."""
+  tiny_config.conv_impl = name
+  assert kernel_impls(models.create_model(tiny_config, 10)) == [name] * 6
+
+
+def kernel_impls(model, size=8) -> list[str]:
+  """The impl of every depthwise and pointwise layer, in call order."""
+  seen = []
+
+  def record(next_fun, args, kwargs, context):
+    if isinstance(context.module, (layers.DilatedDepthwiseConv,
+                                   layers.PointwiseConv)):
+      seen.append(context.module.impl)
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(record):
+    jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                      jnp.zeros((1, size, size, 3)),
+                                      train=False))
+  return seen
 
 
 def test_one_dilation_per_module():

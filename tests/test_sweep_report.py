@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 
 from conftest import ROOT
 from flaxdil import models, report, sweep
+from flaxdil.models import baselines
 from flaxdil.errors import ConfigError
 
 _TINY_SWEEP = [sweep.Run('delta0', 'tiny', 'dilation=0'),
@@ -23,14 +24,26 @@ def tiny_sweep(monkeypatch):
     yield
 
 
-def test_every_named_sweep_builds_its_models():
+def test_every_named_sweep_builds_the_models_it_names():
+  """Each run's config builds the model of its row: Table 2 the paper's
+  network with δ = 0..3 in all nine modules, Table 1 the paper's network,
+  our layout and the four baselines, all of them on CIFAR-10."""
+  built = {}
   for name, runs in sweep.SWEEPS.items():
     for run in runs:
       config = sweep.load_config(run)
-      assert models.create_model(config, 10) is not None, (name, run)
-  assert [sweep.load_config(r).dilation for r in sweep.SWEEPS['table2']] == [0, 1, 2, 3]
+      assert config.dataset == 'cifar10', (name, run)
+      built[name, run.name] = models.create_model(config, 10)
+  assert [built['table2', f'delta{d}'].dilations for d in range(4)] == [
+      (d,) * 9 for d in range(4)]
+  assert built['table1', 'dilated_net'].dilations == (2,) * 9
+  assert built['table1', 'dilated_net_mixed'].dilations == (0, 0, 1, 0, 1, 0, 0, 0, 0)
+  for model in ('mobilenet_v1', 'squeezenet', 'googlenet', 'vgg16'):
+    assert type(built['table1', model]) is baselines.BASELINES[model]
+    assert built['table1', model].stem == 'cifar'
 
 
+@pytest.mark.slow
 def test_sweep_trains_each_run_then_skips_finished_ones(tiny_sweep, tmp_path, capsys):
   root = str(tmp_path / 'sweep')
   workdirs = sweep.run_sweep('tiny', root, 'num_train_steps=2')
@@ -53,6 +66,7 @@ def test_sweep_trains_each_run_then_skips_finished_ones(tiny_sweep, tmp_path, ca
   assert open(os.path.join(out, 'table.md')).read() == result['table']
 
 
+@pytest.mark.slow
 def test_budget_is_measured_once_and_kept(tiny_sweep, tmp_path):
   root = str(tmp_path / 'sweep')
   sweep.run_sweep('tiny', root, '', budget_minutes=0.02, only=['delta1'])
@@ -74,6 +88,7 @@ def test_unknown_sweep_or_run_is_refused(tmp_path):
   assert not os.listdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_report_cli_without_workdirs_exits_2(tmp_path):
   result = subprocess.run(
       [sys.executable, str(ROOT / 'bin' / 'report.py'), str(tmp_path),

@@ -102,6 +102,7 @@ def test_builder_prepares_train_and_validation_exactly(fake_config):
                                 f'train/{wnids[0]}/images/{wnids[0]}_0.JPEG'))
 
 
+@pytest.mark.slow
 def test_trains_and_evaluates_the_validation_split(fake_config, tmp_path):
   workdir = str(tmp_path / 'run')
   fake_config.num_train_steps = 2
@@ -120,6 +121,7 @@ def test_missing_manual_dir_is_a_clear_error(fake_config, tmp_path):
   assert not os.path.exists(fake_config.data_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_ZIP.exists(), reason=f'{SHARED_ZIP} not found')
 def test_prepares_the_reduced_real_zip(tmp_path):
   config = tiny_imagenet_config.get_config()

@@ -1,4 +1,4 @@
-"""Model registry: builds a Flax module from a config."""
+"""Model registry: reads the model's config fields once and builds the module."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from flaxdil import dilation
 from flaxdil.errors import ConfigError
-from flaxdil.models import baselines, dilated
+from flaxdil.models import baselines, layers
+from flaxdil.models.dilated import DilatedNet
 
 # The config fields that fix a model's parameters: a checkpoint written with
 # one value of these cannot be resumed or evaluated with another.
@@ -15,75 +17,53 @@ MODEL_FIELDS = ('model', 'widths', 'strides', 'dilation', 'stem', 'dtype')
 
 MODELS = ('dilated_net',) + tuple(baselines.BASELINES)
 
-CONV_IMPLS = ('auto', 'lax', 'fast')
+CONV_IMPLS = ('auto',) + layers.CONV_IMPLS
+
+_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
-def conv_implementation(name: str) -> dilated.Implementation:
-  """config.conv_impl → the kernels that compute the joint modules.
+def conv_impl(name: str) -> str:
+  """config.conv_impl → 'lax' or 'fast', the kernels of the convolutions.
 
   'auto' picks what measures fastest on the default backend (bin/bench.py):
-  the sliced depthwise and matmul pointwise kernels on CPU, lax's
-  convolutions on GPU and TPU, whose convolution libraries run grouped
-  convolutions natively.
+  'fast' (sliced depthwise, matmul pointwise) on CPU, 'lax' on GPU and TPU,
+  whose convolution libraries run grouped convolutions natively.
   """
   if name not in CONV_IMPLS:
     raise ConfigError(f'config.conv_impl must be one of {CONV_IMPLS}, got '
                       f'{name!r}.')
   if name == 'auto':
-    name = 'fast' if jax.default_backend() == 'cpu' else 'lax'
-  return dilated.FAST_CPU if name == 'fast' else dilated.LAX
-
-
-def _dilations(dilation, num_blocks: int) -> tuple[int, ...]:
-  """config.dilation → one δ per basic structure.
-
-  An int is the paper's setting (the same δ in every module, Table 2); a
-  tuple gives each module its own δ (our extension, e.g. configs/
-  cifar10_mixed.py).
-  """
-  per_block = (tuple(dilation) if isinstance(dilation, (tuple, list))
-               else (dilation,) * num_blocks)
-  for d in per_block:
-    if isinstance(d, bool) or not isinstance(d, int) or d < 0:
-      raise ConfigError(
-          f'config.dilation (the paper\'s δ) must be an integer >= 0 or one '
-          f'such integer per basic structure, got {dilation!r}. Use e.g. '
-          '--config.dilation=2 (0: 3x3, 1: 7x7, 2: 11x11).')
-  if len(per_block) != num_blocks:
-    raise ConfigError(
-        f'config.dilation gives {len(per_block)} values for {num_blocks} '
-        'basic structures (config.widths); give one δ per structure or a '
-        'single integer.')
-  return per_block
+    return 'fast' if jax.default_backend() == 'cpu' else 'lax'
+  return name
 
 
 def create_model(config: ml_collections.ConfigDict, num_classes: int,
                  axis_name: str | None = None):
-  """Returns the (unbound) Flax module the config describes."""
+  """Returns the (unbound) Flax module the config describes.
+
+  axis_name: the pmap axis over which BatchNorm averages batch statistics.
+  """
   if config.model not in MODELS:
     raise ConfigError(f'unknown model {config.model!r}; known: '
                       f'{", ".join(MODELS)}. Set --config.model to one of them.')
-  dtypes = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
-  if config.dtype not in dtypes:
-    raise ConfigError(f'config.dtype must be one of {sorted(dtypes)}, '
+  if config.dtype not in _DTYPES:
+    raise ConfigError(f'config.dtype must be one of {sorted(_DTYPES)}, '
                       f'got {config.dtype!r}.')
-  dtype = dtypes[config.dtype]
-  impl = conv_implementation(config.conv_impl)
+  bound = layers.bind(conv_impl(config.conv_impl), _DTYPES[config.dtype],
+                      config.bn_momentum, axis_name)
   if config.model in baselines.BASELINES:
     if config.stem not in baselines.STEMS:
       raise ConfigError(f'config.stem must be one of {baselines.STEMS}, got '
                         f'{config.stem!r}.')
-    return baselines.create(config.model, num_classes, config.stem, axis_name,
-                            config.bn_momentum, impl, dtype)
+    return baselines.BASELINES[config.model](
+        num_classes=num_classes, layers=bound, stem=config.stem)
   widths, strides = tuple(config.widths), tuple(config.strides)
-  dilations = _dilations(config.dilation, len(widths))
+  dilations = dilation.per_block(config.dilation, len(widths))
   if len(widths) != len(strides):
     raise ConfigError(f'config.widths ({len(widths)} entries) and '
                       f'config.strides ({len(strides)}) must have one entry '
                       'per basic structure each.')
   if any(s not in (1, 2) for s in strides):
     raise ConfigError(f'config.strides must hold 1s and 2s, got {strides}.')
-  return dilated.DilatedNet(
-      num_classes=num_classes, widths=widths, strides=strides,
-      dilations=dilations, bn_momentum=config.bn_momentum,
-      axis_name=axis_name, impl=impl, dtype=dtype)
+  return DilatedNet(num_classes=num_classes, widths=widths, strides=strides,
+                    dilations=dilations, layers=bound)

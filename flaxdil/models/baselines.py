@@ -17,13 +17,10 @@ name, like the dilated network's.
 
 from __future__ import annotations
 
-from typing import Any
-
 import flax.linen as nn
 import jax.numpy as jnp
 
-from flaxdil.models.dilated import (LAX, DilatedDepthwiseConv, Implementation,
-                                    PointwiseConv)
+from flaxdil.models.layers import Layers, classifier_head
 
 STEMS = ('cifar', 'imagenet')
 
@@ -31,25 +28,15 @@ STEMS = ('cifar', 'imagenet')
 class ConvBN(nn.Module):
   """Convolution (no bias) → BatchNorm → ReLU."""
   features: int
-  kernel: int = 3
-  strides: int = 1
-  axis_name: str | None = None
-  bn_momentum: float = 0.9
-  dtype: Any = jnp.float32
+  kernel: int
+  strides: int
+  layers: Layers
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    x = nn.Conv(self.features, (self.kernel, self.kernel),
-                (self.strides, self.strides), padding='SAME', use_bias=False,
-                dtype=self.dtype, name='conv')(x)
-    return nn.relu(_batch_norm(self, train)(x))
-
-
-def _batch_norm(module, train: bool, name: str = 'bn') -> nn.BatchNorm:
-  return nn.BatchNorm(use_running_average=not train,
-                      momentum=module.bn_momentum,
-                      axis_name=module.axis_name if train else None,
-                      dtype=module.dtype, name=name)
+    x = self.layers.conv(self.features, (self.kernel, self.kernel),
+                         (self.strides, self.strides), name='conv')(x)
+    return nn.relu(self.layers.batch_norm(train)(name='bn')(x))
 
 
 def _max_pool(x, window: int = 3, strides: int = 2):
@@ -58,26 +45,19 @@ def _max_pool(x, window: int = 3, strides: int = 2):
 
 def _conv_bn(module, features: int, kernel: int, strides: int = 1, *,
              name: str) -> ConvBN:
-  """A ConvBN with the BatchNorm settings (axis name, momentum, dtype) of
-  `module`, the baseline block that owns it."""
-  return ConvBN(features, kernel, strides, module.axis_name,
-                module.bn_momentum, module.dtype, name=name)
+  """A ConvBN built from the layers of `module`, the block that owns it."""
+  return ConvBN(features, kernel, strides, module.layers, name=name)
 
 
 class _Baseline(nn.Module):
-  """What every baseline network is configured with (see `create`)."""
+  """What every baseline network is configured with (see create_model)."""
   num_classes: int
+  layers: Layers
   stem: str = 'cifar'
-  axis_name: str | None = None
-  bn_momentum: float = 0.9
-  dtype: Any = jnp.float32
 
-
-def _classifier(module, x):
-  """Global average pooling and a dense layer to the classes."""
-  x = jnp.mean(x, axis=(1, 2))
-  return nn.Dense(module.num_classes, dtype=module.dtype,
-                  name='classifier')(x).astype(jnp.float32)
+  def describe(self) -> str:
+    """What the config chose beyond the model's name, for the training log."""
+    return f'{self.stem} stem'
 
 
 # --- MobileNet v1 (Howard et al., 2017), width multiplier 1.0 ---------------
@@ -91,25 +71,20 @@ _MOBILENET_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1),
 class MobileNetBlock(nn.Module):
   """3×3 depthwise → BN → ReLU → 1×1 pointwise → BN → ReLU."""
   features: int
-  strides: int = 1
-  axis_name: str | None = None
-  bn_momentum: float = 0.9
-  impl: Implementation = LAX
-  dtype: Any = jnp.float32
+  strides: int
+  layers: Layers
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    x = DilatedDepthwiseConv(dilation=0, strides=self.strides,
-                             impl=self.impl.depthwise, dtype=self.dtype,
-                             name='depthwise')(x)
-    x = nn.relu(_batch_norm(self, train, 'bn_depthwise')(x))
-    x = PointwiseConv(self.features, impl=self.impl.pointwise,
-                      dtype=self.dtype, name='pointwise')(x)
-    return nn.relu(_batch_norm(self, train, 'bn_pointwise')(x))
+    norm = self.layers.batch_norm(train)
+    x = self.layers.depthwise(dilation=0, strides=self.strides,
+                              name='depthwise')(x)
+    x = nn.relu(norm(name='bn_depthwise')(x))
+    x = self.layers.pointwise(self.features, name='pointwise')(x)
+    return nn.relu(norm(name='bn_pointwise')(x))
 
 
 class MobileNetV1(_Baseline):
-  impl: Implementation = LAX
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -118,10 +93,9 @@ class MobileNetV1(_Baseline):
     x = _conv_bn(self, 32, 3, 2 if self.stem == 'imagenet' else 1,
                  name='stem')(x, train=train)
     for i, (features, strides) in enumerate(_MOBILENET_BLOCKS):
-      x = MobileNetBlock(features, strides, self.axis_name, self.bn_momentum,
-                         self.impl, self.dtype, name=f'block{i + 1}')(
-                             x, train=train)
-    return _classifier(self, x)
+      x = MobileNetBlock(features, strides, self.layers,
+                         name=f'block{i + 1}')(x, train=train)
+    return classifier_head(self.layers, x, self.num_classes)
 
 
 # --- SqueezeNet 1.0 (Iandola et al., 2016) -----------------------------------
@@ -135,9 +109,7 @@ _POOL_AFTER_FIRE = (4, 8)
 class Fire(nn.Module):
   squeeze: int
   expand: int
-  axis_name: str | None = None
-  bn_momentum: float = 0.9
-  dtype: Any = jnp.float32
+  layers: Layers
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -159,13 +131,13 @@ class SqueezeNet(_Baseline):
     else:  # 32×32: a 3×3 stride-1 stem, no pooling before the fire modules.
       x = _conv_bn(self, 96, 3, name='stem')(x, train=train)
     for i, (squeeze, expand) in enumerate(_FIRE):
-      x = Fire(squeeze, expand, self.axis_name, self.bn_momentum, self.dtype,
-               name=f'fire{i + 2}')(x, train=train)
+      x = Fire(squeeze, expand, self.layers, name=f'fire{i + 2}')(
+          x, train=train)
       if i + 2 in _POOL_AFTER_FIRE:
         x = _max_pool(x)
     x = nn.Dropout(0.5, deterministic=True)(x)
-    x = nn.Conv(self.num_classes, (1, 1), dtype=self.dtype,
-                name='classifier')(x)
+    x = self.layers.conv(self.num_classes, (1, 1), use_bias=True,
+                         name='classifier')(x)
     return jnp.mean(nn.relu(x), axis=(1, 2)).astype(jnp.float32)
 
 
@@ -183,9 +155,7 @@ _INCEPTION = {
 
 class Inception(nn.Module):
   branches: tuple[int, int, int, int, int, int]
-  axis_name: str | None = None
-  bn_momentum: float = 0.9
-  dtype: Any = jnp.float32
+  layers: Layers
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -215,10 +185,10 @@ class GoogLeNet(_Baseline):
     for name, branches in _INCEPTION.items():
       if name in ('4a', '5a'):
         x = _max_pool(x)
-      x = Inception(branches, self.axis_name, self.bn_momentum, self.dtype,
-                    name=f'inception{name}')(x, train=train)
+      x = Inception(branches, self.layers, name=f'inception{name}')(
+          x, train=train)
     x = nn.Dropout(0.4, deterministic=True)(x)
-    return _classifier(self, x)
+    return classifier_head(self.layers, x, self.num_classes)
 
 
 # --- VGG16 (Simonyan & Zisserman, 2015) --------------------------------------
@@ -243,9 +213,9 @@ class VGG16(_Baseline):
     x = x.reshape(x.shape[0], -1)
     if self.stem == 'imagenet':
       for i in (1, 2):
-        x = nn.relu(nn.Dense(4096, dtype=self.dtype, name=f'fc{i}')(x))
-    return nn.Dense(self.num_classes, dtype=self.dtype,
-                    name='classifier')(x).astype(jnp.float32)
+        x = nn.relu(self.layers.dense(4096, name=f'fc{i}')(x))
+    return self.layers.dense(self.num_classes, name='classifier')(x).astype(
+        jnp.float32)
 
 
 BASELINES = {
@@ -254,16 +224,3 @@ BASELINES = {
     'googlenet': GoogLeNet,
     'vgg16': VGG16,
 }
-# What the paper's Table 1 lists for each, in parameters.
-PAPER_PARAMS = {'dilated_net': 3.1e6, 'mobilenet_v1': 4.2e6,
-                'squeezenet': 1.25e6, 'googlenet': 6.8e6, 'vgg16': 138e6}
-
-
-def create(name: str, num_classes: int, stem: str, axis_name, bn_momentum,
-           impl: Implementation, dtype) -> nn.Module:
-  cls = BASELINES[name]
-  kwargs = dict(num_classes=num_classes, stem=stem, axis_name=axis_name,
-                bn_momentum=bn_momentum, dtype=dtype)
-  if cls is MobileNetV1:
-    kwargs['impl'] = impl
-  return cls(**kwargs)

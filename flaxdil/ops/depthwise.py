@@ -7,8 +7,8 @@ rhs_dilation), stride s and symmetric zero padding r:
 
 with x read as zero outside the image.
 
-`depthwise_lax` is one `lax.conv_general_dilated(feature_group_count=C)`.
-`depthwise_sliced` writes the same sum as nine strided slices of the input,
+`depthwise_lax` (conv_impl 'lax') is one `lax.conv_general_dilated(feature_group_count=C)`.
+`depthwise_sliced` (conv_impl 'fast') writes the same sum as nine strided slices of the input,
 each multiplied by its tap and zero-padded back to the output size, with a
 hand-written backward pass. It exists because XLA:CPU lowers grouped
 convolutions, and above all their kernel gradient, to dense C×C convolutions
@@ -25,15 +25,16 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-KERNEL = 3
+from flaxdil.dilation import KERNEL_SIZE, padding
 
 
 def depthwise_lax(x: jax.Array, kernel: jax.Array, stride: int,
                   rate: int) -> jax.Array:
   """The reference: a grouped convolution with rhs_dilation=rate."""
+  pad = padding(rate)
   return lax.conv_general_dilated(
       x, kernel, window_strides=(stride, stride),
-      padding=((rate, rate), (rate, rate)), rhs_dilation=(rate, rate),
+      padding=((pad, pad), (pad, pad)), rhs_dilation=(rate, rate),
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
       feature_group_count=x.shape[-1])
 
@@ -55,10 +56,11 @@ def tap_windows(height: int, width: int, stride: int, rate: int):
   """(a, b, row window, column window) for each tap that reads real input."""
   out_h, out_w = -(-height // stride), -(-width // stride)
   taps = []
-  for a in range(KERNEL):
-    rows = _tap_window(height, out_h, (a - 1) * rate, stride)
-    for b in range(KERNEL):
-      cols = _tap_window(width, out_w, (b - 1) * rate, stride)
+  pad = padding(rate)
+  for a in range(KERNEL_SIZE):
+    rows = _tap_window(height, out_h, a * rate - pad, stride)
+    for b in range(KERNEL_SIZE):
+      cols = _tap_window(width, out_w, b * rate - pad, stride)
       if rows is not None and cols is not None:
         taps.append((a, b, rows, cols))
   return out_h, out_w, taps
@@ -104,13 +106,12 @@ def _sum_rows(x: jax.Array) -> jax.Array:
 def _forward(x, kernel, stride, rate):
   height, width = x.shape[1:3]
   out_h, out_w, taps = tap_windows(height, width, stride, rate)
-  y = None
-  for a, b, rows, cols in taps:
-    part = _pad_to(_input_slice(x, rows, cols, stride) * kernel[a, b, 0],
-                   rows, cols, out_h, out_w)
-    y = part if y is None else y + part
-  if y is None:  # Unreachable for 3×3 (the centre tap always reads data).
-    y = jnp.zeros((x.shape[0], out_h, out_w, x.shape[3]), x.dtype)
+  # The centre tap always reads data, so `taps` is never empty.
+  parts = [_pad_to(_input_slice(x, rows, cols, stride) * kernel[a, b, 0],
+                   rows, cols, out_h, out_w) for a, b, rows, cols in taps]
+  y = parts[0]
+  for part in parts[1:]:
+    y = y + part
   return y
 
 

@@ -1,0 +1,111 @@
+"""Evaluation over a whole split, and restoring a checkpoint to evaluate it.
+
+Every example counts once: the last batch is padded and masked
+(data.padded_eval_batches). Used by training (validation, the final test)
+and by --mode=eval and --mode=inspect.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import ml_collections
+import numpy as np
+import optax
+
+from flaxdil import checkpoints, data, devices, steps
+from flaxdil.devices import PmappedModel
+from flaxdil.errors import FlaxdilError
+
+
+def evaluate_batches(eval_step, state, batches) -> dict:
+  """Accuracy and mean loss over every example of the batches.
+
+  eval_step: a pmapped `steps.eval_step`; state replicated on its devices.
+  """
+  # Each batch is fetched before the next is dispatched: a long queue of
+  # psum programs can starve one host device's thread past XLA:CPU's
+  # collective rendezvous timeout when devices are faked on few cores.
+  per_batch = [devices.unreplicate(eval_step(state, batch))
+               for batch in batches]
+  totals = {k: float(np.sum([sums[k] for sums in per_batch], dtype=np.float64))
+            for k in per_batch[0]}
+  count = float(totals['count'])
+  return {'accuracy': float(totals['correct']) / count,
+          'loss': float(totals['loss_sum']) / count,
+          'num_examples': int(round(count))}
+
+
+def restore_checkpoint(pmapped: PmappedModel, workdir: str,
+                       step: int | None = None
+                       ) -> tuple[steps.TrainState, int]:
+  """The weights evaluation uses, saved in workdir at `step` (default: the
+  best on validation), as a state without optimizer.
+
+  Where training kept an EMA of the weights, the state holds the EMA: what
+  validation selected and what evaluation uses. The caller has checked that
+  the workdir's config matches (checkpoints.check_workdir_config).
+  """
+  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
+    raise FlaxdilError(
+        f'no checkpoints in {workdir!r}. Fix: train first with '
+        f'--workdir={workdir}, or point --workdir at a training workdir.')
+  store = checkpoints.CheckpointStore(workdir, create=False)
+  try:
+    step = store.best_step() if step is None else step
+    if step is None:
+      raise FlaxdilError(f'{store.directory} holds no finished checkpoint; '
+                         'train longer or pick another --workdir.')
+    # Evaluation needs no optimizer state, so the training optimizer (which
+    # may differ from this config's) does not have to be known.
+    abstract = pmapped.abstract_state()
+    if abstract.ema is not None:
+      variables = store.restore(step, {'ema': abstract.ema}, partial=True)['ema']
+    else:
+      variables = store.restore(
+          step, {'params': abstract.params, 'batch_stats': abstract.batch_stats},
+          partial=True)
+  finally:
+    store.close()
+  state = steps.TrainState.create(apply_fn=pmapped.model.apply,
+                                  tx=optax.identity(), **variables)
+  return state, step
+
+
+def evaluate_state(pmapped: PmappedModel, state: steps.TrainState, step: int,
+                   workdir: str, split: str) -> dict:
+  """Evaluates `state` (the checkpoint of `step`) on a whole split; writes
+  WORKDIR/eval_SPLIT.json."""
+  config = pmapped.config
+  examples = data.load_split(config, split)
+  start = time.time()
+  result = evaluate_batches(pmapped.eval_step,
+                            devices.replicate(state, pmapped.devices),
+                            pmapped.eval_batches(examples))
+  result.update({'step': int(step), 'split': split, 'dataset': config.dataset,
+                 'eval_seconds': time.time() - start})
+  checkpoints.write_json_atomic(os.path.join(workdir, f'eval_{split}.json'),
+                                result)
+  return result
+
+
+def restore_state(config: ml_collections.ConfigDict, workdir: str,
+                  step: int | None = None
+                  ) -> tuple[steps.TrainState, int, PmappedModel]:
+  """Checks that workdir holds a run of config's model, then restores the
+  checkpoint of `step` (default: the best) for evaluation."""
+  checkpoints.check_workdir_config(config, workdir)
+  pmapped = PmappedModel(config)
+  state, step = restore_checkpoint(pmapped, workdir, step)
+  return state, step, pmapped
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
+                        split: str | None = None,
+                        step: int | None = None) -> dict:
+  """Evaluates a saved checkpoint on a whole split (default: the test
+  split); writes WORKDIR/eval_SPLIT.json."""
+  state, step, pmapped = restore_state(config, workdir, step)
+  return evaluate_state(pmapped, state, step, workdir,
+                        split or config.test_split)

@@ -1,0 +1,101 @@
+"""Checkpoints: exact save and restore, what is kept, resume, workdir identity."""
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from flaxdil import checkpoints, evaluation, train
+from flaxdil.devices import PmappedModel
+from flaxdil.errors import WorkdirError
+from test_steps import make_state, trees_close
+
+
+def test_checkpoint_save_and_restore_is_exact(tiny_config, tmp_path):
+  state = make_state(tiny_config)
+  state = state.replace(step=state.step + 5, params=jax.tree_util.tree_map(
+      lambda p: p + 0.25, state.params))
+  store = checkpoints.CheckpointStore(str(tmp_path))
+  store.save(5, state, {checkpoints.BEST_METRIC: 0.5})
+  store.close()
+  store = checkpoints.CheckpointStore(str(tmp_path), create=False)
+  restored = store.restore(5, make_state(tiny_config))
+  store.close()
+  assert int(restored.step) == 5
+  for want, got in zip(jax.tree_util.tree_leaves(state),
+                       jax.tree_util.tree_leaves(restored)):
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_best_and_latest_checkpoints_are_kept(tiny_config, tmp_path):
+  state = make_state(tiny_config)
+  store = checkpoints.CheckpointStore(str(tmp_path), keep=2)
+  for step, accuracy in [(1, 0.3), (2, 0.9), (3, 0.4), (4, 0.5), (5, 0.1)]:
+    store.save(step, state.replace(step=step), {checkpoints.BEST_METRIC: accuracy})
+  store.close()
+  store = checkpoints.CheckpointStore(str(tmp_path), create=False)
+  assert store.all_steps() == [2, 4, 5]
+  assert store.best_step() == 2 and store.latest_step() == 5
+
+
+def test_a_workdir_from_before_the_ema_is_refused_with_one(tiny_config, tmp_path):
+  saved = json.loads(tiny_config.to_json_best_effort())
+  del saved['ema_decay']  # Written before the field existed: no EMA kept.
+  (tmp_path / 'config.json').write_text(json.dumps(saved))
+  assert checkpoints.check_workdir_config(tiny_config, str(tmp_path)) == saved
+  tiny_config.ema_decay = 0.999
+  with pytest.raises(WorkdirError, match='ema_decay: workdir has 0.0'):
+    checkpoints.check_workdir_config(tiny_config, str(tmp_path))
+
+
+def test_a_different_model_is_refused_before_anything_is_written(
+    tiny_config, tmp_path):
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  checkpoints.save_workdir_config(tiny_config, str(workdir))
+  before = (workdir / 'config.json').read_text()
+  tiny_config.widths = (8, 16, 32)
+  with pytest.raises(WorkdirError, match=r'widths: workdir has \[8, 16, 16\]'):
+    train.train_and_evaluate(tiny_config, str(workdir))
+  assert os.listdir(workdir) == ['config.json']
+  assert (workdir / 'config.json').read_text() == before
+
+
+def _read_params(config, workdir, step):
+  state, _, _ = evaluation.restore_state(config, workdir, step)
+  return state.params
+
+
+@pytest.mark.slow
+def test_resumed_run_continues_identically(tiny_config, tmp_path, mock_cifar):
+  tiny_config.checkpoint_every_steps = 1
+  tiny_config.keep_checkpoints = 10
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(tiny_config, workdir)
+  uninterrupted = _read_params(tiny_config, workdir, 4)
+  # Simulate a run killed after step 2: its later checkpoints never existed.
+  for step in (3, 4):
+    shutil.rmtree(os.path.join(workdir, 'checkpoints', str(step)))
+  train.train_and_evaluate(tiny_config, workdir)
+  resumed = _read_params(tiny_config, workdir, 4)
+  trees_close(resumed, uninterrupted, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_evaluation_restores_the_ema_weights(tiny_config, tmp_path, mock_cifar):
+  tiny_config.ema_decay = 0.9
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(tiny_config, workdir)
+  store = checkpoints.CheckpointStore(workdir, create=False)
+  saved = store.restore(4, PmappedModel(tiny_config).abstract_state())
+  store.close()
+  restored = _read_params(tiny_config, workdir, 4)
+  trees_close(restored, saved.ema['params'], rtol=0, atol=0)
+  assert not np.allclose(restored['classifier']['kernel'], saved.params['classifier']['kernel'])
+  # Evaluating it without the EMA would silently read the raw weights.
+  tiny_config.ema_decay = 0.0
+  with pytest.raises(WorkdirError, match='ema_decay'):
+    evaluation.restore_state(tiny_config, workdir, 4)

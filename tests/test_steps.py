@@ -1,0 +1,145 @@
+"""The pure steps under pmap: loss, devices, EMA, test-time flip, schedule."""
+
+import functools
+
+import jax
+import numpy as np
+import pytest
+
+from flaxdil import data, devices, models, steps
+from flaxdil.errors import ConfigError
+
+INFO = data.DatasetInfo('fake', 10, (12, 12, 3), (127.5,) * 3, (127.5,) * 3)
+
+
+def make_state(config, schedule=None):
+  model = models.create_model(config, INFO.num_classes, axis_name=steps.AXIS)
+  return steps.create_train_state(
+      config, model, jax.random.key(0), INFO.image_shape,
+      schedule or (lambda step: config.learning_rate))
+
+
+def fake_split(n, seed=0):
+  rng = np.random.default_rng(seed)
+  return (rng.integers(0, 256, (n,) + INFO.image_shape, dtype=np.uint8),
+          rng.integers(0, INFO.num_classes, (n,), dtype=np.int32))
+
+
+def trees_close(a, b, **tolerance):
+  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), **tolerance)
+
+
+def _pmapped_train_step(config, placed, schedule):
+  return jax.pmap(functools.partial(
+      steps.train_step, config=config, info=INFO, learning_rate_fn=schedule),
+      axis_name=steps.AXIS, devices=placed)
+
+
+def test_two_devices_match_one(tiny_config):
+  """Global batch 16 as 1×16 or 2×8: BatchNorm statistics and gradients are
+  global, and data order and augmentation depend on example positions only."""
+  assert jax.local_device_count() >= 2, 'conftest asks XLA for 2 CPU devices'
+  images, labels = fake_split(40)
+  finals = []
+  for placed in (jax.local_devices()[:1], jax.local_devices()[:2]):
+    step = jax.pmap(functools.partial(
+        steps.train_on_device_data, config=tiny_config, info=INFO,
+        learning_rate_fn=lambda step: 1e-3),
+        axis_name=steps.AXIS, devices=placed)
+    state = devices.replicate(make_state(tiny_config), placed)
+    on_device = devices.replicate({'image': images, 'label': labels}, placed)
+    key = devices.replicate(jax.random.key(7), placed)
+    for _ in range(3):
+      state, metrics = step(state, on_device, key)
+    finals.append(devices.unreplicate(state))
+  one, two = finals
+  trees_close(two.params, one.params, rtol=1e-4, atol=1e-5)
+  trees_close(two.batch_stats, one.batch_stats, rtol=1e-4, atol=1e-5)
+
+
+def test_test_time_flip_averages_the_logits_of_both_mirror_images(tiny_config):
+  placed = jax.local_devices()[:1]
+  images, labels = fake_split(6)
+  batch = {'image': images[None], 'label': labels[None],
+           'mask': np.ones((1, 6), bool)}
+  state = make_state(tiny_config)
+  normalized = data.normalize(images, INFO.mean, INFO.std)
+  logits = jax.jit(lambda x: state.apply_fn(
+      {'params': state.params, 'batch_stats': state.batch_stats}, x,
+      train=False))
+  averaged = (logits(normalized) + logits(normalized[:, :, ::-1])) / 2
+  want = float(np.sum(np.argmax(averaged, -1) == labels))
+  step = jax.pmap(functools.partial(steps.eval_step, info=INFO,
+                                    test_time_flip=True),
+                  axis_name=steps.AXIS, devices=placed)
+  sums = devices.unreplicate(step(devices.replicate(state, placed),
+                                  devices.shard(batch, placed)))
+  assert float(sums['correct']) == want
+  want_loss = float(np.sum(steps.cross_entropy(averaged, labels)))
+  np.testing.assert_allclose(float(sums['loss_sum']), want_loss, rtol=1e-5)
+
+
+def test_train_step_lowers_the_loss_and_averages_the_weights(tiny_config):
+  tiny_config.ema_decay = 0.5
+  tiny_config.crop_padding, tiny_config.random_flip = 0, False
+  placed = jax.local_devices()[:1]
+  images, labels = fake_split(16)
+  batch = devices.shard({'image': images[None], 'label': labels[None]}, placed)
+  keys = devices.shard(jax.random.split(jax.random.key(0), 16)[None], placed)
+  schedule = lambda step: 1e-2
+  step = _pmapped_train_step(tiny_config, placed, schedule)
+  state = make_state(tiny_config, schedule)
+  trees_close(state.ema['params'], state.params, rtol=0, atol=0)
+  states, losses = [state], []
+  for _ in range(20):
+    state, metrics = step(devices.replicate(states[-1], placed), batch, keys)
+    states.append(devices.unreplicate(state))
+    losses.append(float(metrics['loss'][0]))
+  assert losses[-1] < 0.8 * losses[0], losses
+  assert int(states[-1].step) == 20
+  # Step t's decay ramps as min(0.5, (1 + t) / (10 + t)): 0.1, 0.18, 0.25.
+  for t, decay in enumerate([0.1, 2 / 11, 0.25]):
+    before, after = states[t], states[t + 1]
+    want = jax.tree_util.tree_map(
+        lambda average, new: decay * average + (1 - decay) * new, before.ema,
+        {'params': after.params, 'batch_stats': after.batch_stats})
+    trees_close(after.ema, want, rtol=1e-6, atol=1e-7)
+  assert not np.allclose(states[-1].ema['params']['classifier']['kernel'],
+                         states[-1].params['classifier']['kernel'])
+
+
+def test_schedule_warms_up_then_decays_and_warns_when_warmup_is_the_whole_run(
+    tiny_config, caplog):
+  tiny_config.learning_rate, tiny_config.lr_schedule = 1e-3, 'cosine'
+  tiny_config.warmup_epochs = 1
+  schedule = steps.create_learning_rate_fn(tiny_config, epoch_steps=10,
+                                           total_steps=100)
+  assert float(schedule(0)) == 0.0
+  assert float(schedule(10)) == pytest.approx(1e-3)
+  assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
+  assert 'never decays' not in caplog.text
+  # A budgeted run shorter than its warm-up would only ever raise the rate.
+  steps.create_learning_rate_fn(tiny_config, epoch_steps=10, total_steps=8)
+  assert 'covers all 8 training steps' in caplog.text
+
+
+def test_steps_per_epoch_is_the_epoch_length_of_the_batch_order():
+  """The host's epoch length (schedule, logs) is the device's: the batch
+  order starts a new permutation exactly every steps_per_epoch steps."""
+  epoch_steps = data.steps_per_epoch(23, 5)
+  assert epoch_steps == 4
+  key = jax.random.key(0)
+  first = np.concatenate([data.epoch_batch_indices(key, s, 23, 5)
+                          for s in range(epoch_steps)])
+  assert len(set(first.tolist())) == 20  # One epoch: no example twice.
+  with pytest.raises(ConfigError, match='batch_size=24 is larger than the 23'):
+    data.steps_per_epoch(23, 24)
+  assert steps.total_train_steps(_with_epochs(3), epoch_steps) == 12
+
+
+def _with_epochs(num_epochs):
+  from configs import tiny
+  config = tiny.get_config()
+  config.num_train_steps, config.num_epochs = -1, num_epochs
+  return config
