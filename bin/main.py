@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from flaxdil.errors import exit_on_user_error  # noqa: E402
+from flaxdil.errors import exit_on_user_error, parse_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file, e.g. configs/cifar10.py[:FIELD=VALUE,...].',
@@ -48,4 +48,4 @@ def run(argv) -> None:
 
 if __name__ == '__main__':
   flags.mark_flag_as_required('config')
-  app.run(run)
+  app.run(run, flags_parser=parse_flags)

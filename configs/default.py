@@ -68,5 +68,13 @@ def get_config():
   config.log_every_steps = 50
   config.eval_every_steps = -1     # -1: once per epoch.
   config.checkpoint_every_steps = -1  # -1: at every evaluation.
+  # Also checkpoint when this many minutes passed since the last checkpoint,
+  # so an interrupted run loses at most that much however long an epoch is.
+  config.checkpoint_every_minutes = 10.0   # 0: off.
   config.keep_checkpoints = 3      # The latest K; the best is kept as well.
+  # A step whose loss or gradients are not finite stops training (exit code
+  # 3) unless this is True: then the update is skipped (parameters,
+  # optimizer state and BatchNorm statistics kept) and counted in the
+  # metrics as nonfinite_steps.
+  config.skip_nonfinite_steps = False
   return config

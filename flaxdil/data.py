@@ -77,6 +77,11 @@ def _builder(config: ml_collections.ConfigDict, prepared: bool = True):
   if explicit_dir:
     explicit_dir = os.path.expanduser(str(explicit_dir))
     # With a manual directory the data dir is where the dataset gets written.
+    if os.path.isfile(explicit_dir):
+      raise DataError(
+          f'data directory {explicit_dir!r} (config.data_dir) is a file, not '
+          'a directory. Fix: point --config.data_dir at a TFDS data dir (e.g. '
+          '../shared/tensorflow_datasets).')
     if not manual_dir and not os.path.isdir(explicit_dir):
       raise DataError(
           f'data directory {explicit_dir!r} (config.data_dir) does not exist. '

@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from flaxdil import data, models, steps
+from flaxdil import config_check, data, models, steps
 from flaxdil.errors import ConfigError
 
 
@@ -63,6 +63,7 @@ class PmappedModel:
   """
 
   def __init__(self, config: ml_collections.ConfigDict, devices=None):
+    config_check.validate(config)
     self.config = config
     self.devices = devices or jax.local_devices()
     check_devices(config, self.devices)

@@ -1,7 +1,21 @@
-"""Errors that reach the user as one clear message and a non-zero exit."""
+"""Errors that reach the user as one clear line and a documented exit code.
+
+Exit codes of bin/main.py:
+  0   done
+  2   bad input: config, data or workdir (FlaxdilError); nothing was written
+      or the workdir was left as it was
+  3   training diverged (non-finite loss or gradients); nothing non-finite
+      was saved
+  75  stopped by SIGTERM or SIGINT after saving a checkpoint of the current
+      step (EX_TEMPFAIL: run the same command again to resume)
+"""
 
 import contextlib
 import sys
+
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+EXIT_PREEMPTED = 75
 
 
 class FlaxdilError(Exception):
@@ -10,6 +24,7 @@ class FlaxdilError(Exception):
   The message names the problem and the fix; bin/main.py prints it without a
   traceback.
   """
+  exit_code = EXIT_BAD_INPUT
 
 
 class ConfigError(FlaxdilError):
@@ -24,12 +39,58 @@ class WorkdirError(FlaxdilError):
   """The workdir holds something that conflicts with the request."""
 
 
+class TrainingDiverged(FlaxdilError):
+  """A step produced a non-finite loss or gradient."""
+  exit_code = EXIT_DIVERGED
+
+
+class Preempted(FlaxdilError):
+  """A signal asked training to stop; a checkpoint of the step was saved."""
+  exit_code = EXIT_PREEMPTED
+
+
 @contextlib.contextmanager
 def exit_on_user_error():
   """For command-line entry points: a FlaxdilError becomes one line on
-  stderr and exit code 2, with no traceback."""
+  stderr and its exit code, with no traceback."""
   try:
     yield
   except FlaxdilError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+    print(f'{"stopped" if isinstance(e, Preempted) else "error"}: {e}',
+          file=sys.stderr, flush=True)
+    sys.exit(e.exit_code)
+
+
+def parse_flags(argv):
+  """absl's flags_parser for the bin/ scripts: a bad flag or config file
+  becomes one line and exit code 2 instead of a traceback."""
+  from absl import flags  # Only the command-line scripts need absl here.
+  config_args = [a.split('=', 1)[1] for a in argv if a.startswith('--config=')]
+  config_arg = config_args[-1] if config_args else None
+  try:
+    remaining = flags.FLAGS(argv)
+    if 'config' in flags.FLAGS and flags.FLAGS['config'].present:
+      # config_flags defers a failure to load the file to the first access.
+      flags.FLAGS.config.keys()
+    return remaining
+  except FlaxdilError as e:
+    message = str(e)
+  except (AttributeError, KeyError) as e:  # --config.FIELD for no such FIELD.
+    message = (f'unknown config field {str(e).strip(chr(34) + chr(39))!r}. '
+               'Fix: use a field of configs/default.py '
+               '(--config.FIELD=VALUE).')
+  except flags.Error as e:
+    message = (f'{e}. Fix: config fields are those of configs/default.py '
+               '(--config.FIELD=VALUE); other flags: --helpfull.')
+  except SyntaxError as e:
+    message = (f'config file {config_arg!r} has a syntax error at line '
+               f'{e.lineno}: {e.msg}. Fix the file.')
+  except OSError:
+    message = (f'cannot load config file {config_arg!r} (missing, or it '
+               'failed while loading). Fix: pass an existing config file, '
+               'e.g. --config=configs/cifar10.py.')
+  except Exception as e:  # Raised by the config file's own code.
+    message = (f'config file {config_arg!r} failed: {type(e).__name__}: {e}. '
+               'Fix the file or its arguments.')
+  print(f'error: {message}', file=sys.stderr, flush=True)
+  sys.exit(EXIT_BAD_INPUT)

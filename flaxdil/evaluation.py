@@ -16,7 +16,7 @@ import optax
 
 from flaxdil import checkpoints, data, devices, steps
 from flaxdil.devices import PmappedModel
-from flaxdil.errors import FlaxdilError
+from flaxdil.errors import FlaxdilError, WorkdirError
 
 
 def evaluate_batches(eval_step, state, batches) -> dict:
@@ -60,12 +60,16 @@ def restore_checkpoint(pmapped: PmappedModel, workdir: str,
     # Evaluation needs no optimizer state, so the training optimizer (which
     # may differ from this config's) does not have to be known.
     abstract = pmapped.abstract_state()
-    if abstract.ema is not None:
-      variables = store.restore(step, {'ema': abstract.ema}, partial=True)['ema']
-    else:
-      variables = store.restore(
-          step, {'params': abstract.params, 'batch_stats': abstract.batch_stats},
-          partial=True)
+    wanted = ({'ema': abstract.ema} if abstract.ema is not None else
+              {'params': abstract.params, 'batch_stats': abstract.batch_stats})
+    try:
+      variables = store.restore(step, wanted, partial=True)
+    except checkpoints.DamagedCheckpoint as e:
+      raise WorkdirError(
+          f'checkpoint {step} in {store.directory} is damaged ({e}). Fix: '
+          f'evaluate another with --checkpoint_step (steps held: '
+          f'{store.all_steps()}).') from None
+    variables = variables.get('ema', variables)
   finally:
     store.close()
   state = steps.TrainState.create(apply_fn=pmapped.model.apply,

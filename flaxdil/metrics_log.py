@@ -6,6 +6,8 @@ import json
 import os
 import time
 
+from flaxdil.checkpoints import strict_json
+
 
 def format_duration(seconds: float) -> str:
   seconds = int(round(seconds))
@@ -18,25 +20,56 @@ class MetricsWriter:
   """Appends each record to WORKDIR/metrics.jsonl and to TensorBoard events.
 
   tensorboardX writes the event files, so reading them needs TensorBoard but
-  writing them needs no TensorFlow.
+  writing them needs no TensorFlow. A run resumed from the checkpoint of
+  `resume_step` first drops what the interrupted session logged after that
+  step (it will be logged again): from metrics.jsonl by rewriting it, from
+  TensorBoard by a purge event, which TensorBoard applies when it reads.
   """
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, resume_step: int = 0):
     from tensorboardX import SummaryWriter  # Deferred: only training writes.
-    self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
-    self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+    path = os.path.join(workdir, 'metrics.jsonl')
+    if resume_step and os.path.exists(path):
+      _drop_records_after(path, resume_step)
+    self._jsonl = open(path, 'a')
+    self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'),
+                             purge_step=resume_step + 1 if resume_step else None)
 
   def write(self, step: int, split: str, metrics: dict) -> None:
     record = {'step': int(step), 'split': split, 'time': time.time()}
     record.update({k: float(v) for k, v in metrics.items()})
-    self._jsonl.write(json.dumps(record) + '\n')
+    self._jsonl.write(json.dumps(strict_json(record), allow_nan=False) + '\n')
     self._jsonl.flush()
     for name, value in metrics.items():
       self._tb.add_scalar(f'{split}/{name}', float(value), int(step))
 
+  def flush(self) -> None:
+    self._jsonl.flush()
+    os.fsync(self._jsonl.fileno())
+    self._tb.flush()
+
   def close(self) -> None:
+    self.flush()
     self._jsonl.close()
     self._tb.close()
+
+
+def _drop_records_after(path: str, step: int) -> None:
+  """Rewrites metrics.jsonl (atomically) without records of later steps, and
+  without a last line cut short by a kill."""
+  kept = []
+  with open(path) as f:
+    for line in f:
+      try:
+        record = json.loads(line)
+      except ValueError:
+        continue
+      if record.get('step', 0) <= step:
+        kept.append(line if line.endswith('\n') else line + '\n')
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    f.writelines(kept)
+  os.replace(tmp, path)
 
 
 class Progress:

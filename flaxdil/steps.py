@@ -155,11 +155,21 @@ def train_step(state: TrainState, batch, augment_keys, *,
       'accuracy': jnp.mean(jnp.argmax(logits, -1) == batch['label']),
   }, AXIS)
   metrics['learning_rate'] = learning_rate_fn(state.step)
+  # The same on every device: the loss and gradients are averaged already.
+  finite = jnp.isfinite(metrics['loss']) & jnp.all(jnp.array(
+      [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
+  metrics['nonfinite'] = 1.0 - finite.astype(jnp.float32)
   new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
   if state.ema is not None:
     new_state = new_state.replace(ema=update_ema(
         state.ema, new_state.params, batch_stats, state.step,
         config.ema_decay))
+  if config.skip_nonfinite_steps:
+    # Keep everything but the step count, so the next step reads the next
+    # batch rather than retrying this one forever.
+    kept = jax.tree_util.tree_map(lambda new, old: jnp.where(finite, new, old),
+                                  new_state, state)
+    new_state = kept.replace(step=new_state.step)
   return new_state, metrics
 
 

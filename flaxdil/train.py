@@ -5,12 +5,20 @@ resuming what is there, evaluates the checkpoint that validation selected on
 the test split and writes WORKDIR/summary.json. The pure steps are
 flaxdil.steps; device placement flaxdil.devices; evaluation
 flaxdil.evaluation.
+
+What a run survives: SIGTERM/SIGINT (a checkpoint of the current step, then
+errors.Preempted), kill -9 (resume from the last checkpoint, bitwise as if
+uninterrupted), a non-finite step (errors.TrainingDiverged before anything
+non-finite is saved, or the step skipped), damaged checkpoints (the newest
+intact one is used), a second run on the same workdir (refused).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import signal
 import time
 from typing import Any
 
@@ -19,9 +27,16 @@ import ml_collections
 import numpy as np
 import optax
 
-from flaxdil import checkpoints, data, devices, evaluation, model_summary, steps
+from flaxdil import (checkpoints, data, devices, evaluation, model_summary,
+                     preemption, steps)
 from flaxdil.devices import PmappedModel
+from flaxdil.errors import Preempted, TrainingDiverged, WorkdirError
 from flaxdil.metrics_log import MetricsWriter, Progress, format_duration
+from flaxdil.workdir_lock import WorkdirLock
+
+# Training seconds (all sessions) at each checkpoint, so that the time of a
+# resumed run counts every session.
+_TRAIN_SECONDS = 'train_seconds.json'
 
 
 @dataclasses.dataclass
@@ -33,15 +48,13 @@ class _Run:
   epoch_steps: int
   total_steps: int
   learning_rate_fn: optax.Schedule
-  state: Any                 # steps.TrainState, on the host until the loop
-  start_step: int
-  num_params: int
-  train_data: dict           # the training split, replicated
-  data_keys: Any
-  validation_batches: list
-  num_train: int
-  num_validation: int
-  store: checkpoints.CheckpointStore
+  train_split: data.Split
+  validation: data.Split
+  # Set by _restore, once the workdir is locked:
+  store: checkpoints.CheckpointStore | None = None
+  state: Any = None          # steps.TrainState, on the host
+  start_step: int = 0
+  earlier_train_seconds: float = 0.0  # Of earlier sessions, to start_step.
 
   @property
   def eval_every(self) -> int:
@@ -53,47 +66,73 @@ class _Run:
     return (self.config.checkpoint_every_steps
             if self.config.checkpoint_every_steps > 0 else self.eval_every)
 
+  @property
+  def num_params(self) -> int:
+    return sum(x.size for x in jax.tree_util.tree_leaves(self.state.params))
 
-def _set_up(config: ml_collections.ConfigDict, workdir: str,
-            device_list=None) -> _Run:
-  """Everything before the first step; what can fail on bad input runs
-  before the workdir is touched."""
-  pmapped = PmappedModel(config, device_list)
-  checkpoints.check_workdir_config(config, workdir)
+
+def _prepare(pmapped: PmappedModel, workdir: str) -> _Run:
+  """Reads the data and fixes the schedule (before the workdir is touched:
+  this too can fail on bad input)."""
+  config = pmapped.config
   train_split, validation = data.train_validation_split(
       data.load_split(config, config.train_split), config.validation_size)
   epoch_steps = data.steps_per_epoch(len(train_split), config.batch_size)
   total_steps = steps.total_train_steps(config, epoch_steps)
-  learning_rate_fn = steps.create_learning_rate_fn(config, epoch_steps,
-                                                   total_steps)
-
-  os.makedirs(workdir, exist_ok=True)
-  checkpoints.save_workdir_config(config, workdir)
-  store = checkpoints.CheckpointStore(workdir, config.keep_checkpoints)
-  init_rng, data_rng = jax.random.split(jax.random.key(config.seed))
-  state = steps.create_train_state(config, pmapped.model, init_rng,
-                                   pmapped.info.image_shape, learning_rate_fn)
-  if (latest := store.latest_step()) is not None:
-    state = store.restore(latest, state)
-    print(f'Resumed from {store.directory} at step {latest}.', flush=True)
-  placed = pmapped.devices
-  return _Run(
-      config=config, workdir=workdir, pmapped=pmapped, epoch_steps=epoch_steps,
-      total_steps=total_steps, learning_rate_fn=learning_rate_fn,
-      state=state, start_step=int(state.step),
-      num_params=sum(x.size for x in jax.tree_util.tree_leaves(state.params)),
-      train_data=devices.replicate({'image': train_split.images,
-                                    'label': train_split.labels}, placed),
-      data_keys=devices.replicate(data_rng, placed),
-      validation_batches=pmapped.eval_batches(validation),
-      num_train=len(train_split), num_validation=len(validation),
-      store=store)
+  return _Run(config=config, workdir=workdir, pmapped=pmapped,
+              epoch_steps=epoch_steps, total_steps=total_steps,
+              learning_rate_fn=steps.create_learning_rate_fn(
+                  config, epoch_steps, total_steps),
+              train_split=train_split, validation=validation)
 
 
-def _validate(run: _Run, state, step: int, writer: MetricsWriter) -> dict:
+def _lock(workdir: str) -> WorkdirLock:
+  """Creates the workdir if needed and takes its lock, or says why not."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise WorkdirError(f'--workdir={workdir!r} is a file, not a directory. '
+                       'Fix: point --workdir at a directory (new or a '
+                       'training workdir).')
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    return WorkdirLock(workdir).acquire()
+  except OSError as e:
+    raise WorkdirError(f'cannot write to --workdir={workdir!r} '
+                       f'({e.strerror}). Fix: use a directory you can write '
+                       'to, on a disk with free space.') from None
+
+
+def _restore(run: _Run) -> None:
+  """The initial state, or the newest intact checkpoint's (in the locked
+  workdir)."""
+  config = run.config
+  checkpoints.save_workdir_config(config, run.workdir)
+  run.store = checkpoints.CheckpointStore(run.workdir, config.keep_checkpoints)
+  init_rng = jax.random.split(jax.random.key(config.seed))[0]
+  state = steps.create_train_state(config, run.pmapped.model, init_rng,
+                                   run.pmapped.info.image_shape,
+                                   run.learning_rate_fn)
+  restored, latest = run.store.restore_latest_intact(state)
+  if restored is not None:
+    state = restored
+    run.earlier_train_seconds = _read_train_seconds(run.workdir).get(
+        str(latest), 0.0)
+    print(f'Resumed from {run.store.directory} at step {latest}.', flush=True)
+  run.state, run.start_step = state, int(state.step)
+
+
+def _read_train_seconds(workdir: str) -> dict:
+  path = os.path.join(workdir, _TRAIN_SECONDS)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def _validate(run: _Run, state, validation_batches, step: int,
+              writer: MetricsWriter) -> dict:
   """Evaluates on the validation hold-out; returns the checkpoint's metrics."""
   result = evaluation.evaluate_batches(run.pmapped.eval_step, state,
-                                       run.validation_batches)
+                                       validation_batches)
   writer.write(step, 'validation',
                {'accuracy': result['accuracy'], 'loss': result['loss'],
                 'epoch': step / run.epoch_steps})
@@ -104,51 +143,127 @@ def _validate(run: _Run, state, step: int, writer: MetricsWriter) -> dict:
           'validation_loss': result['loss']}
 
 
-def _train(run: _Run) -> None:
+def _diverged(run: _Run, step: int, what: str) -> TrainingDiverged:
+  run.store.wait()
+  latest = run.store.latest_step()
+  last_good = (f'the last good checkpoint is step {latest} in '
+               f'{run.store.directory}' if latest is not None
+               else 'no checkpoint had been saved')
+  return TrainingDiverged(
+      f'training diverged at step {step}: {what}. Nothing from that step on '
+      f'was saved; {last_good}. Fix: lower --config.learning_rate (now '
+      f'{run.config.learning_rate}) and train in a new --workdir, or set '
+      '--config.skip_nonfinite_steps=True to skip such steps.')
+
+
+def _check_finite(run: _Run, metrics, step: int) -> None:
+  """Stops after a non-finite step, unless such steps are skipped."""
+  if not run.config.skip_nonfinite_steps and float(metrics['nonfinite'][0]):
+    raise _diverged(run, step, f'the loss ({float(metrics["loss"][0])}) or '
+                    'a gradient is not finite')
+
+
+def _all_finite(tree) -> bool:
+  return all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+             if np.issubdtype(np.asarray(x).dtype, np.inexact))
+
+
+def _train(run: _Run) -> float:
   """Steps from run.start_step to run.total_steps, logging, validating and
-  checkpointing on the way."""
+  checkpointing on the way; returns the training seconds of all sessions.
+
+  A checkpoint is saved every config.checkpoint_every_steps, at every
+  validation, once config.checkpoint_every_minutes passed since the last
+  one, and after the step in which SIGTERM or SIGINT arrived (then
+  errors.Preempted is raised).
+  """
   config, pmapped = run.config, run.pmapped
   p_train_step = pmapped.pmap_train_step(run.learning_rate_fn)
   state = devices.replicate(run.state, pmapped.devices)
-  writer = MetricsWriter(run.workdir)
+  train_data = devices.replicate({'image': run.train_split.images,
+                                  'label': run.train_split.labels},
+                                 pmapped.devices)
+  data_keys = devices.replicate(
+      jax.random.split(jax.random.key(config.seed))[1], pmapped.devices)
+  validation_batches = pmapped.eval_batches(run.validation)
+  writer = MetricsWriter(run.workdir, resume_step=run.start_step)
   progress = Progress(run.total_steps, run.epoch_steps, config.batch_size,
                       run.start_step)
   print(f'Training {config.model} ({run.num_params:,} params, '
-        f'{pmapped.model.describe()}) on {config.dataset}: {run.num_train} '
-        f'train / {run.num_validation} validation examples, '
-        f'{run.total_steps} steps of {config.batch_size} on '
+        f'{pmapped.model.describe()}) on {config.dataset}: '
+        f'{len(run.train_split)} train / {len(run.validation)} validation '
+        f'examples, {run.total_steps} steps of {config.batch_size} on '
         f'{len(pmapped.devices)} {pmapped.devices[0].platform} device(s).',
         flush=True)
-  train_metrics = []
+  session_start = last_save = time.monotonic()
+  train_seconds = {k: v for k, v in _read_train_seconds(run.workdir).items()
+                   if int(k) <= run.start_step}
+
+  def save(step, state, metrics):
+    host = devices.unreplicate(state)
+    if not _all_finite(host):  # Finite loss and gradients, yet overflowed.
+      raise _diverged(run, step, 'the updated weights are not finite')
+    run.store.save(step, host, metrics)
+    train_seconds[str(step)] = (run.earlier_train_seconds
+                                + time.monotonic() - session_start)
+    kept = set(run.store.all_steps()) | {step}
+    checkpoints.write_json_atomic(
+        os.path.join(run.workdir, _TRAIN_SECONDS),
+        {k: v for k, v in train_seconds.items() if int(k) in kept})
+
+  def save_due(step) -> bool:
+    minutes = config.checkpoint_every_minutes
+    return (step % run.checkpoint_every == 0 or bool(
+        minutes and time.monotonic() - last_save >= 60 * minutes))
+
+  train_metrics, metrics = [], None
   try:
-    for step in range(run.start_step + 1, run.total_steps + 1):
-      if train_metrics:
-        # At most two steps in flight: enough to hide dispatch, and a bounded
-        # queue (see evaluation.evaluate_batches).
-        jax.block_until_ready(train_metrics[-1])
-      state, metrics = p_train_step(state, run.train_data, run.data_keys)
-      train_metrics.append(metrics)
-      if step % config.log_every_steps == 0 or step == run.total_steps:
-        host = [devices.unreplicate(m) for m in train_metrics]
-        summary = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-        summary['images_per_sec'] = progress.update(step, summary)
-        summary['epoch'] = step / run.epoch_steps
-        writer.write(step, 'train', summary)
-        train_metrics = []
-      validate_now = step % run.eval_every == 0 or step == run.total_steps
-      if validate_now or step % run.checkpoint_every == 0:
-        paused = progress.pause()
-        metrics = _validate(run, state, step, writer) if validate_now else None
-        run.store.save(step, devices.unreplicate(state), metrics)
-        progress.resume(paused)
+    with preemption.Watch() as signals:
+      for step in range(run.start_step + 1, run.total_steps + 1):
+        if metrics is not None:
+          # At most two steps in flight: enough to hide dispatch, and a
+          # bounded queue (see evaluation.evaluate_batches).
+          jax.block_until_ready(metrics)
+          _check_finite(run, metrics, step - 1)
+        state, metrics = p_train_step(state, train_data, data_keys)
+        train_metrics.append(metrics)
+        if step % config.log_every_steps == 0 or step == run.total_steps:
+          host = [devices.unreplicate(m) for m in train_metrics]
+          nonfinite = sum(float(m.pop('nonfinite')) for m in host)
+          summary = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+          if config.skip_nonfinite_steps:
+            summary['nonfinite_steps'] = nonfinite
+          summary['images_per_sec'] = progress.update(step, summary)
+          summary['epoch'] = step / run.epoch_steps
+          writer.write(step, 'train', summary)
+          train_metrics = []
+        validate_now = step % run.eval_every == 0 or step == run.total_steps
+        stop = signals.requested(step)
+        if validate_now or stop or save_due(step):
+          _check_finite(run, metrics, step)
+          paused = progress.pause()
+          save(step, state, _validate(run, state, validation_batches, step,
+                                      writer) if validate_now else None)
+          last_save = time.monotonic()
+          progress.resume(paused)
+        if stop:
+          writer.flush()
+          run.store.wait()
+          cause = (signal.Signals(signals.received).name
+                   if signals.received else 'a preemption notice')
+          raise Preempted(
+              f'{cause} after step {step}: checkpoint {step} is saved in '
+              f'{run.store.directory}. Resume: run the same command again.')
   finally:
     run.store.close()
     writer.close()
+  return run.earlier_train_seconds + time.monotonic() - session_start
 
 
-def _summarize(run: _Run, start_time: float, train_seconds: float) -> dict:
+def _summarize(run: _Run, train_seconds: float) -> dict:
   """Evaluates the checkpoint that validation selected on the test split;
   writes and returns WORKDIR/summary.json."""
+  start = time.monotonic()
   config, pmapped = run.config, run.pmapped
   state, best_step = evaluation.restore_checkpoint(pmapped, run.workdir)
   test = evaluation.evaluate_state(pmapped, state, best_step, run.workdir,
@@ -160,7 +275,9 @@ def _summarize(run: _Run, start_time: float, train_seconds: float) -> dict:
       'total_macs': model_summary.summarize(
           pmapped.model, pmapped.info.image_shape)['total_macs'],
       'steps_per_epoch': run.epoch_steps,
-      'wall_time_sec': time.time() - start_time,
+      # Training counts every session of a resumed run, each up to the
+      # checkpoint the next one resumed from; the whole adds this final test.
+      'wall_time_sec': train_seconds + time.monotonic() - start,
       'train_wall_time_sec': train_seconds,
       'devices': f'{len(pmapped.devices)} x {pmapped.devices[0].device_kind}',
   }
@@ -177,8 +294,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        device_list=None) -> dict:
   """Trains config's model in workdir (resuming what is there) on
   device_list (default: all local devices); returns the final summary,
-  also written to WORKDIR/summary.json."""
-  start_time = time.time()
-  run = _set_up(config, workdir, device_list)
-  _train(run)
-  return _summarize(run, start_time, time.time() - start_time)
+  also written to WORKDIR/summary.json.
+
+  Raises errors.Preempted after saving a checkpoint when SIGTERM or SIGINT
+  arrives, errors.TrainingDiverged on a non-finite step, and another
+  FlaxdilError on bad input (before the workdir is touched).
+  """
+  pmapped = PmappedModel(config, device_list)  # Checks the whole config.
+  checkpoints.check_workdir_config(config, workdir)
+  # A workdir in use is refused at once, before the data is read.
+  lock = _lock(workdir) if os.path.isdir(workdir) else None
+  try:
+    run = _prepare(pmapped, workdir)
+    lock = lock or _lock(workdir)
+    _restore(run)
+    return _summarize(run, _train(run))
+  finally:
+    if lock:
+      lock.release()

@@ -1,0 +1,66 @@
+"""One run per workdir: an OS file lock on WORKDIR/.lock.
+
+The kernel releases the lock when its process dies, however it dies, so a
+run killed with kill -9 never blocks the next start. The file names the
+holder (host, PID, start time) so a refused second run can say who holds it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+
+from flaxdil.errors import WorkdirError
+
+LOCK_NAME = '.lock'
+
+
+class WorkdirLock:
+  """Held from `acquire` until `release` (or the process's end)."""
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, LOCK_NAME)
+    self._fd = None
+
+  def acquire(self) -> 'WorkdirLock':
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = _read_holder(fd)
+      os.close(fd)
+      raise WorkdirError(
+          f'workdir {os.path.dirname(self.path)!r} is in use by another run '
+          f'({holder}). Fix: wait for it to finish or stop it, or use another '
+          '--workdir.') from None
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps({'host': socket.gethostname(), 'pid': os.getpid(),
+                             'since': time.strftime('%Y-%m-%d %H:%M:%S')}
+                            ).encode())
+    os.fsync(fd)
+    self._fd = fd
+    return self
+
+  def release(self) -> None:
+    if self._fd is not None:
+      fcntl.flock(self._fd, fcntl.LOCK_UN)
+      os.close(self._fd)
+      self._fd = None
+
+  def __enter__(self):
+    return self.acquire()
+
+  def __exit__(self, *exc):
+    self.release()
+
+
+def _read_holder(fd: int) -> str:
+  try:
+    holder = json.loads(os.pread(fd, 4096, 0) or b'{}')
+    return (f'PID {holder["pid"]} on host {holder["host"]}, since '
+            f'{holder["since"]}')
+  except (ValueError, KeyError, OSError):
+    return 'holder unknown'
