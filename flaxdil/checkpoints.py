@@ -208,9 +208,10 @@ class CheckpointStore:
     """Tells a checkpoint of another training state (a config mismatch,
     not damage) from a damaged one, before restoring."""
     try:
-      saved = ocp.PyTreeCheckpointer().metadata(
-          os.path.join(self.directory, str(step), 'default')
-      ).item_metadata.tree
+      with ocp.PyTreeCheckpointer() as checkpointer:
+        saved = checkpointer.metadata(
+            os.path.join(self.directory, str(step), 'default')
+        ).item_metadata.tree
       saved = {leaf.name: tuple(leaf.shape)
                for leaf in jax.tree_util.tree_leaves(saved)}
     except Exception as e:  # Unreadable metadata: the checkpoint is damaged.

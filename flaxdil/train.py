@@ -86,12 +86,23 @@ def _prepare(pmapped: PmappedModel, workdir: str) -> _Run:
               train_split=train_split, validation=validation)
 
 
-def _lock(workdir: str) -> WorkdirLock:
-  """Creates the workdir if needed and takes its lock, or says why not."""
+def _check_workdir_path(workdir: str) -> None:
+  """What can be told about the workdir without creating it."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise WorkdirError(f'--workdir={workdir!r} is a file, not a directory. '
                        'Fix: point --workdir at a directory (new or a '
                        'training workdir).')
+  existing = os.path.abspath(workdir)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.access(existing, os.W_OK | os.X_OK) or (
+      os.statvfs(existing).f_flag & os.ST_RDONLY):
+    raise WorkdirError(f'cannot write to --workdir={workdir!r} ({existing} '
+                       'is read-only). Fix: use a directory you can write to.')
+
+
+def _lock(workdir: str) -> WorkdirLock:
+  """Creates the workdir if needed and takes its lock, or says why not."""
   try:
     os.makedirs(workdir, exist_ok=True)
     return WorkdirLock(workdir).acquire()
@@ -302,6 +313,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """
   pmapped = PmappedModel(config, device_list)  # Checks the whole config.
   checkpoints.check_workdir_config(config, workdir)
+  _check_workdir_path(workdir)
   # A workdir in use is refused at once, before the data is read.
   lock = _lock(workdir) if os.path.isdir(workdir) else None
   try:

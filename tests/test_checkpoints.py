@@ -74,14 +74,24 @@ def test_resumed_run_continues_identically(tiny_config, tmp_path, mock_cifar):
   tiny_config.checkpoint_every_steps = 1
   tiny_config.keep_checkpoints = 10
   workdir = str(tmp_path / 'run')
-  train.train_and_evaluate(tiny_config, workdir)
+  first = train.train_and_evaluate(tiny_config, workdir)
   uninterrupted = _read_params(tiny_config, workdir, 4)
-  # Simulate a run killed after step 2: its later checkpoints never existed.
-  for step in (3, 4):
-    shutil.rmtree(os.path.join(workdir, 'checkpoints', str(step)))
-  train.train_and_evaluate(tiny_config, workdir)
+  seconds_at_2 = json.load(open(os.path.join(workdir, 'train_seconds.json')))['2']
+  # A run killed after step 3 whose checkpoint 3 was then damaged: resume
+  # falls back to step 2 and logs steps 3 and 4 once more, not twice.
+  shutil.rmtree(os.path.join(workdir, 'checkpoints', '4'))
+  os.remove(os.path.join(workdir, 'checkpoints', '3', 'default', 'manifest.ocdbt'))
+  os.remove(os.path.join(workdir, 'summary.json'))
+  second = train.train_and_evaluate(tiny_config, workdir)
   resumed = _read_params(tiny_config, workdir, 4)
   trees_close(resumed, uninterrupted, rtol=0, atol=0)
+  assert second['test_accuracy'] == first['test_accuracy']
+  records = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  keys = [(r['split'], r['step']) for r in records]
+  assert len(keys) == len(set(keys)) and ('train', 4) in keys
+  # The time of both sessions: the first's up to step 2, then the second's.
+  assert second['train_wall_time_sec'] > seconds_at_2 > 0
+  assert os.listdir(os.path.join(workdir, 'damaged_checkpoints'))[0].startswith('3-')
 
 
 @pytest.mark.slow

@@ -80,20 +80,45 @@ def test_inspect_json_describes_the_paper_network(capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('args,message', [
-    (['--config.dataset=no_such_dataset'], 'unknown dataset'),
+    # One of each way out: model, data, workdir and the flags themselves
+    # (the range of every field is checked in-process, test_reliability).
     (['--config.dilation=-1'], 'must be an integer >= 0'),
-    (['--config.batch_size=15'], 'not divisible by the 2 devices'),
     (['--config.data_dir=/no/such/dir'], 'does not exist'),
     (['--mode=eval'], 'no checkpoints'),
+    (['--config.no_such_field=1'], "unknown config field 'no_such_field'"),
+    (['--config=configs/no_such_config.py'], 'cannot load config file'),
+    (['--config=configs/tiny.py:dilation'], "config argument 'dilation' is not FIELD=VALUE"),
+    (['--config.batch_size=abc'], 'flag --config.batch_size=abc'),
 ])
 def test_bad_input_is_a_clear_error_and_leaves_no_workdir(tmp_path, args, message):
   workdir = tmp_path / 'run'
   result = _run('--config=configs/tiny.py', f'--workdir={workdir}', *args,
                 check=False)
-  assert result.returncode != 0
+  assert result.returncode == 2, result.stderr[-2000:]
   assert message in result.stderr
   assert 'Traceback' not in result.stderr
   assert not workdir.exists()
+
+
+@pytest.mark.slow
+def test_a_bad_config_file_or_workdir_is_a_clear_error(tmp_path, shared_tfds_dir):
+  broken = tmp_path / 'broken.py'
+  broken.write_text('def get_config(:\n')
+  a_file = tmp_path / 'a_file'
+  a_file.write_text('')
+  for args, message in [
+      ([f'--config={broken}', f'--workdir={tmp_path / "run"}'],
+       'has a syntax error at line 1'),
+      (['--config=configs/tiny.py', f'--workdir={a_file}'],
+       'is a file, not a directory'),
+      # Found only when creating it, after the data is read.
+      (['--config=configs/tiny.py', '--workdir=/proc/flaxdil',
+        f'--config.data_dir={shared_tfds_dir}'],
+       "cannot write to --workdir='/proc/flaxdil'")]:
+    result = _run(*args, check=False)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert 'Traceback' not in result.stderr
+  assert sorted(os.listdir(tmp_path)) == ['a_file', 'broken.py']
 
 
 @pytest.mark.slow

@@ -1,12 +1,14 @@
 """Data: the holdout, the batch order, augmentation and padded evaluation."""
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from flaxdil import data
-from flaxdil.errors import ConfigError
+from flaxdil.errors import ConfigError, DataError
 
 
 def _split(n, size=4):
@@ -57,3 +59,14 @@ def test_padded_eval_batches_cover_every_example_once():
   np.testing.assert_array_equal(labels, split.labels)
   with pytest.raises(ConfigError, match='divisible'):
     list(data.padded_eval_batches(split, 9, num_devices=2))
+
+
+def test_a_data_dir_that_is_missing_or_a_file_is_named(tiny_config, tmp_path):
+  for path, message in [(tmp_path / 'nowhere', 'does not exist'),
+                        (pathlib.Path(__file__), 'is a file, not a directory')]:
+    tiny_config.data_dir = str(path)
+    with pytest.raises(DataError, match=f'data directory .* {message}'):
+      data.dataset_info(tiny_config)
+  tiny_config.data_dir, tiny_config.dataset = str(tmp_path), 'no_such_dataset'
+  with pytest.raises(DataError, match="unknown dataset 'no_such_dataset'"):
+    data.dataset_info(tiny_config)
