@@ -204,6 +204,16 @@ class CheckpointStore:
       if stem.isdigit() and int(stem) not in steps:
         os.remove(os.path.join(self._checksums, name))
 
+  def _check_files(self, step: int) -> None:
+    """The files every checkpoint has, looked for before Orbax reads it (on
+    a missing one Orbax fails too, but with pages of asyncio tracebacks)."""
+    item = os.path.join(self.directory, str(step), 'default')
+    missing = [name for name in ('_METADATA', 'manifest.ocdbt', 'd')
+               if not os.path.exists(os.path.join(item, name))]
+    if missing or not os.listdir(os.path.join(item, 'd')):
+      raise DamagedCheckpoint(f'files missing from {item}: '
+                              f'{missing or ["d/*"]}')
+
   def _check_structure(self, step: int, target, partial: bool) -> None:
     """Tells a checkpoint of another training state (a config mismatch,
     not damage) from a damaged one, before restoring."""
@@ -255,6 +265,7 @@ class CheckpointStore:
       raise WorkdirError(
           f'no checkpoint for step {step} in {self.directory}; it holds steps '
           f'{self.all_steps()}.')
+    self._check_files(step)
     self._check_structure(step, target, partial)
     try:
       if partial:

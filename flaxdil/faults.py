@@ -8,6 +8,8 @@ Used by bin/faults.py (and, briefly, by a test). Each interruption is one of
   sigterm      SIGTERM at a random moment: expects exit code 75 and a
                checkpoint of the step it stopped after
   sigint       the same with SIGINT (Ctrl-C)
+  double       SIGTERM, then SIGINT 50 ms later, while the first one's
+               checkpoint is being saved: the second must change nothing
 The runs are real `bin/main.py` processes.
 """
 
@@ -27,7 +29,7 @@ import numpy as np
 
 from flaxdil.errors import EXIT_PREEMPTED
 
-KINDS = ('kill9', 'kill9_save', 'sigterm', 'sigint')
+KINDS = ('kill9', 'kill9_save', 'sigterm', 'sigint', 'double')
 _MAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), 'bin', 'main.py')
 
@@ -89,8 +91,12 @@ def _interrupt(process, kind: str, workdir: str, log_path: str,
   if process.poll() is not None or not _training(log_path):
     return
   process.send_signal({'kill9': signal.SIGKILL, 'kill9_save': signal.SIGKILL,
-                       'sigterm': signal.SIGTERM,
-                       'sigint': signal.SIGINT}[kind])
+                       'sigterm': signal.SIGTERM, 'sigint': signal.SIGINT,
+                       'double': signal.SIGTERM}[kind])
+  if kind == 'double':
+    time.sleep(0.05)
+    if process.poll() is None:
+      process.send_signal(signal.SIGINT)
 
 
 def _final_arrays(workdir: str) -> dict:
@@ -167,7 +173,7 @@ def run(args: list[str], root: str, interruptions: int, seed: int = 0,
           'mean': float(np.mean(lost)) if lost else 0.0,
           'max': max(lost, default=0),
           'sigterm_or_sigint_max': max(
-              (e.steps_lost for e in events if e.kind.startswith('sig')),
+              (e.steps_lost for e in events if not e.kind.startswith('kill')),
               default=0)},
       'final_step': got_step,
       'bitwise_equal': bool(bitwise),

@@ -242,16 +242,35 @@ def test_divergence_stops_training_and_saves_nothing_nonfinite(
 @pytest.mark.skipif(not (SHARED_TFDS / 'cifar10').is_dir(),
                     reason='real CIFAR-10 not in ../shared')
 def test_signals_and_kill_9_leave_the_result_bitwise_unchanged(tmp_path):
-  """bin/faults.py's check, short: SIGTERM, kill -9 during a save and
-  SIGINT, each resumed, end bitwise where an uninterrupted run ends."""
+  """bin/faults.py's check, short: SIGTERM, kill -9 during a save, and
+  SIGTERM then SIGINT during the save it causes, each resumed, end bitwise
+  where an uninterrupted run ends."""
   result = faults.run(
+      # Slices of the splits: each start decodes 2,500 images, not 60,000.
       ['--config=configs/tiny.py', f'--config.data_dir={SHARED_TFDS}',
-       '--config.num_train_steps=1200', '--config.checkpoint_every_steps=20',
+       '--config.train_split=train[:2000]', '--config.test_split=test[:500]',
+       '--config.num_train_steps=400', '--config.checkpoint_every_steps=20',
        '--config.log_every_steps=1', '--config.eval_every_steps=400'],
-      str(tmp_path), interruptions=3, max_delay=2.0,
-      kinds=('sigterm', 'kill9_save', 'sigint'), timeout=300)
+      str(tmp_path), interruptions=3, max_delay=1.0,
+      kinds=('sigterm', 'kill9_save', 'double'), timeout=300)
   assert result['interruptions'] == 3, result
   assert result['resumes_failed'] == 0, result['events']
   assert result['survived'] == 3
   assert result['steps_lost_per_interruption']['sigterm_or_sigint_max'] == 0
   assert result['bitwise_equal'] and result['max_abs_param_difference'] == 0
+
+
+@pytest.mark.slow
+def test_checkpoints_are_also_saved_by_time(tiny_config, tmp_path, mock_cifar):
+  tiny_config.eval_every_steps = 4  # Validation (and its checkpoint) at 4 only.
+  tiny_config.keep_checkpoints = 10
+  tiny_config.checkpoint_every_minutes = 1e-9  # Due after every step.
+  train.train_and_evaluate(tiny_config, str(tmp_path / 'on'))
+  store = checkpoints.CheckpointStore(str(tmp_path / 'on'), create=False)
+  assert store.all_steps() == [1, 2, 3, 4]
+  store.close()
+  tiny_config.checkpoint_every_minutes = 0.0  # Off: only the validation's.
+  train.train_and_evaluate(tiny_config, str(tmp_path / 'off'))
+  store = checkpoints.CheckpointStore(str(tmp_path / 'off'), create=False)
+  assert store.all_steps() == [4]
+  store.close()
