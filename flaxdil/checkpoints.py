@@ -135,7 +135,8 @@ class DamagedCheckpoint(Exception):
   """A checkpoint that cannot be read back as it was written."""
 
 
-def _is_disk_full(error: BaseException) -> bool:
+def is_disk_full(error: BaseException) -> bool:
+  """Whether error, or one it was raised from, is ENOSPC or EDQUOT."""
   while error is not None:
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC,
                                                      errno.EDQUOT):
@@ -189,7 +190,7 @@ class CheckpointStore:
       self.manager.save(step, args=ocp.args.StandardSave(state),
                         metrics=metrics, force=True)
     except Exception as e:
-      if _is_disk_full(e):
+      if is_disk_full(e):
         raise self._disk_full(step) from None
       raise
     self._forget_checksums_of_deleted_steps(keep=step)
@@ -313,7 +314,7 @@ class CheckpointStore:
     try:
       self.manager.wait_until_finished()
     except Exception as e:
-      if _is_disk_full(e):
+      if is_disk_full(e):
         raise self._disk_full(self.manager.latest_step()) from None
       raise
 

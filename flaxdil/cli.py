@@ -39,15 +39,32 @@ def evaluate(config, workdir, split=None, step=None) -> dict:
 
 
 def inspect_model(config, workdir=None, step=None, as_json=False) -> dict:
-  metadata = {'model': config.model, 'dataset': config.dataset,
-              'dilation': config.dilation}
   params = None
   if workdir:
     state, step, pmapped = evaluation.restore_state(config, workdir, step)
     params = state.params
-    metadata.update(checkpoint=workdir, checkpoint_step=int(step))
   else:
     pmapped = PmappedModel(config)
+  info = pmapped.info
+  # With the layers (each naming its inputs), enough to rebuild what
+  # --mode=eval computes without reading flaxdil.
+  metadata = {
+      'model': config.model, 'dataset': config.dataset,
+      'dilation': config.dilation,
+      'input': {'dtype': 'uint8', 'layout': 'NHWC',
+                'shape': list(info.image_shape),
+                'normalization': {'mean': list(info.mean),
+                                  'std': list(info.std),
+                                  'formula': '(pixel - mean) / std'}},
+      # Which variables the checkpoint's evaluation uses: the EMA of the
+      # weights and BatchNorm statistics, or the raw ones.
+      'weights': 'ema' if config.ema_decay else 'params',
+      # Logits averaged over the image and its left-right mirror.
+      'test_time_flip': bool(config.test_time_flip),
+      'dtype': config.dtype,
+  }
+  if workdir:
+    metadata.update(checkpoint=workdir, checkpoint_step=int(step))
   summary = model_summary.summarize(pmapped.model, pmapped.info.image_shape,
                                     params=params, metadata=metadata)
   summary['paper_params'] = paper.TABLE1_PARAMS.get(config.model)

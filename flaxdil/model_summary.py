@@ -18,14 +18,26 @@ import numpy as np
 
 from flaxdil import dilation
 from flaxdil.models.dilated import DilatedNet
-from flaxdil.models.layers import DilatedDepthwiseConv, PointwiseConv
+from flaxdil.models.layers import (Concat, DilatedDepthwiseConv, Flatten,
+                                   GlobalAvgPool, MaxPool, PointwiseConv, ReLU)
 from flaxdil.ops import depthwise as depthwise_ops
+
+
+# What each operation is called in the summary; every one is a step of the
+# computation, so that the layers alone say what the network computes.
+_KINDS = ((DilatedDepthwiseConv, 'depthwise_conv'), (PointwiseConv, 'conv'),
+          (nn.Conv, 'conv'), (nn.Dense, 'dense'), (nn.BatchNorm, 'batch_norm'),
+          (ReLU, 'relu'), (GlobalAvgPool, 'global_avg_pool'),
+          (MaxPool, 'max_pool'), (Concat, 'concat'), (Flatten, 'flatten'),
+          (nn.Dropout, 'dropout'))
 
 
 @dataclasses.dataclass
 class Layer:
   name: str
-  kind: str                 # depthwise_conv | conv | dense | batch_norm
+  # depthwise_conv | conv | dense | batch_norm | relu | global_avg_pool |
+  # max_pool | concat | flatten | dropout (the identity at inference)
+  kind: str
   in_channels: int
   out_channels: int
   input_hw: tuple[int, int] | None
@@ -49,6 +61,11 @@ class Layer:
   # Only for a plain chain of layers (dilated_net); None for branching nets.
   receptive_field: int | None = None
   effective_receptive_field: int | None = None
+  # The names of the layers whose outputs this one reads ('input': the
+  # normalised image), in argument order.
+  inputs: list[str] = dataclasses.field(default_factory=list)
+  epsilon: float | None = None       # batch_norm: y = (x - mean) / sqrt(var + ε)
+  momentum: float | None = None      # batch_norm: of the running averages
 
 
 def _path(module: nn.Module) -> str:
@@ -58,6 +75,8 @@ def _path(module: nn.Module) -> str:
 def _subtree_size(params, path: str) -> int:
   node = params
   for key in path.split('/'):
+    if key not in node:  # A layer without parameters.
+      return 0
     node = node[key]
   return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(node))
 
@@ -65,19 +84,28 @@ def _subtree_size(params, path: str) -> int:
 def trace_layers(model: nn.Module, image_shape) -> tuple[list[Layer], Any]:
   """Layers in call order and the abstract variables of `model`."""
   calls = []
+  # Which layer produced each array: by identity, while tracing. The arrays
+  # are kept alive so that no id is reused.
+  producers, alive = {}, []
 
   def record(next_fun, args, kwargs, context):
     out = next_fun(*args, **kwargs)
-    if context.method_name == '__call__' and isinstance(
-        context.module, (DilatedDepthwiseConv, PointwiseConv, nn.Conv,
-                         nn.Dense, nn.BatchNorm)):
-      calls.append((context.module, args[0].shape, out.shape))
+    kind = next((k for cls, k in _KINDS if isinstance(context.module, cls)),
+                None)
+    if context.method_name == '__call__' and kind:
+      inputs = [producers.get(id(a), '?') for a in args
+                if hasattr(a, 'shape')]
+      producers[id(out)] = _path(context.module)
+      alive.extend([out, *args])
+      calls.append((context.module, kind, args[0].shape, out.shape, inputs))
     return out
 
   def init():
+    images = jnp.zeros((1,) + tuple(image_shape))
+    producers[id(images)] = 'input'
+    alive.append(images)
     with nn.intercept_methods(record):
-      return model.init(jax.random.key(0), jnp.zeros((1,) + tuple(image_shape)),
-                        train=False)
+      return model.init(jax.random.key(0), images, train=False)
 
   variables = jax.eval_shape(init)
   params = variables['params']
@@ -85,18 +113,19 @@ def trace_layers(model: nn.Module, image_shape) -> tuple[list[Layer], Any]:
   # Input pixels between neighbouring outputs; receptive fields so far.
   jump, field, effective_field = 1, 1, 1
   chain = isinstance(model, DilatedNet)
-  for module, in_shape, out_shape in calls:
+  for module, kind, in_shape, out_shape, inputs in calls:
     name = _path(module)
     params_count = _subtree_size(params, name)
     cin, cout = in_shape[-1], out_shape[-1]
     spatial = len(in_shape) == 4
     hw_in = tuple(in_shape[1:3]) if spatial else None
-    hw_out = tuple(out_shape[1:3]) if spatial else None
-    pixels = int(np.prod(hw_out)) if spatial else 1
-    layer = Layer(name, '', cin, cout, hw_in, hw_out, params_count, 0)
+    hw_out = tuple(out_shape[1:3]) if len(out_shape) == 4 else None
+    pixels = int(np.prod(hw_out)) if hw_out else 1
+    layer = Layer(name, kind, cin, cout, hw_in, hw_out, params_count, 0,
+                  inputs=inputs)
     if isinstance(module, DilatedDepthwiseConv):
       k, rate = dilation.KERNEL_SIZE, dilation.lax_dilation(module.dilation)
-      layer.kind, layer.kernel, layer.stride = 'depthwise_conv', (k, k), module.strides
+      layer.kernel, layer.stride = (k, k), module.strides
       layer.dilation, layer.lax_dilation = module.dilation, rate
       pad = dilation.padding(rate)
       layer.padding, layer.groups = [[pad, pad], [pad, pad]], cin
@@ -108,7 +137,7 @@ def trace_layers(model: nn.Module, image_shape) -> tuple[list[Layer], Any]:
       rows = [a for a, _, _, _ in taps]
       layer.effective_span = dilation.span_of_taps(min(rows), max(rows), rate)
     elif isinstance(module, PointwiseConv):
-      layer.kind, layer.kernel, layer.stride = 'conv', (1, 1), 1
+      layer.kernel, layer.stride = (1, 1), 1
       layer.lax_dilation, layer.padding, layer.groups = 1, 'VALID', 1
       layer.macs = cin * cout * pixels
       layer.filter_span = layer.effective_span = 1
@@ -116,15 +145,18 @@ def trace_layers(model: nn.Module, image_shape) -> tuple[list[Layer], Any]:
       kh, kw = module.kernel_size
       stride = (module.strides if isinstance(module.strides, int)
                 else (module.strides or (1,))[0])
-      layer.kind, layer.kernel, layer.stride = 'conv', (kh, kw), stride
+      layer.kernel, layer.stride = (kh, kw), stride
       layer.lax_dilation, layer.groups = 1, module.feature_group_count
       layer.padding = module.padding if isinstance(module.padding, str) else None
       layer.macs = kh * kw * cin * cout * pixels // module.feature_group_count
       layer.filter_span = layer.effective_span = kh
     elif isinstance(module, nn.Dense):
-      layer.kind, layer.macs = 'dense', cin * cout
-    else:
-      layer.kind = 'batch_norm'
+      layer.macs = cin * cout
+    elif isinstance(module, nn.BatchNorm):
+      layer.epsilon, layer.momentum = module.epsilon, module.momentum
+    elif isinstance(module, MaxPool):
+      layer.kernel, layer.stride = (module.window,) * 2, module.strides
+      layer.padding = module.padding
     if chain and layer.filter_span is not None:
       field, next_jump = dilation.grow_receptive_field(
           field, jump, layer.filter_span, layer.stride)

@@ -321,6 +321,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     lock = lock or _lock(workdir)
     _restore(run)
     return _summarize(run, _train(run))
+  except OSError as e:
+    if checkpoints.is_disk_full(e):  # Writing metrics or results.
+      raise WorkdirError(
+          f'the disk holding --workdir={workdir!r} is full ({e}). The '
+          'checkpoints already written are intact. Fix: free space there '
+          'and run the same command again to resume.') from None
+    raise
   finally:
     if lock:
       lock.release()

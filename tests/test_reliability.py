@@ -274,3 +274,23 @@ def test_checkpoints_are_also_saved_by_time(tiny_config, tmp_path, mock_cifar):
   store = checkpoints.CheckpointStore(str(tmp_path / 'off'), create=False)
   assert store.all_steps() == [4]
   store.close()
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_training_is_a_clear_error_and_resumable(
+    tiny_config, tmp_path, mock_cifar, monkeypatch):
+  workdir = str(tmp_path / 'run')
+  write = MetricsWriter.write
+
+  def full_after_step_2(self, step, split, metrics):
+    if step > 2:
+      raise OSError(errno.ENOSPC, 'No space left on device')
+    return write(self, step, split, metrics)
+
+  monkeypatch.setattr(MetricsWriter, 'write', full_after_step_2)
+  with pytest.raises(WorkdirError, match='is full .* checkpoints already '
+                     'written are intact'):
+    train.train_and_evaluate(tiny_config, workdir)
+  monkeypatch.undo()  # Space freed.
+  summary = train.train_and_evaluate(tiny_config, workdir)
+  assert summary['final_step'] == 4

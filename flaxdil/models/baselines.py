@@ -20,7 +20,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from flaxdil.models.layers import Layers, classifier_head
+from flaxdil.models.layers import (Concat, Flatten, GlobalAvgPool, Layers,
+                                   MaxPool, ReLU, classifier_head)
 
 STEMS = ('cifar', 'imagenet')
 
@@ -36,11 +37,12 @@ class ConvBN(nn.Module):
   def __call__(self, x, *, train: bool):
     x = self.layers.conv(self.features, (self.kernel, self.kernel),
                          (self.strides, self.strides), name='conv')(x)
-    return nn.relu(self.layers.batch_norm(train)(name='bn')(x))
+    x = self.layers.batch_norm(train)(name='bn')(x)
+    return ReLU(name='relu')(x)
 
 
-def _max_pool(x, window: int = 3, strides: int = 2):
-  return nn.max_pool(x, (window, window), (strides, strides), padding='SAME')
+def _max_pool(x, window: int = 3, strides: int = 2, *, name: str):
+  return MaxPool(window, strides, name=name)(x)
 
 
 def _conv_bn(module, features: int, kernel: int, strides: int = 1, *,
@@ -79,9 +81,9 @@ class MobileNetBlock(nn.Module):
     norm = self.layers.batch_norm(train)
     x = self.layers.depthwise(dilation=0, strides=self.strides,
                               name='depthwise')(x)
-    x = nn.relu(norm(name='bn_depthwise')(x))
+    x = ReLU(name='relu_depthwise')(norm(name='bn_depthwise')(x))
     x = self.layers.pointwise(self.features, name='pointwise')(x)
-    return nn.relu(norm(name='bn_pointwise')(x))
+    return ReLU(name='relu_pointwise')(norm(name='bn_pointwise')(x))
 
 
 class MobileNetV1(_Baseline):
@@ -114,10 +116,9 @@ class Fire(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool):
     x = _conv_bn(self, self.squeeze, 1, name='squeeze')(x, train=train)
-    return jnp.concatenate(
-        [_conv_bn(self, self.expand, 1, name='expand1x1')(x, train=train),
-         _conv_bn(self, self.expand, 3, name='expand3x3')(x, train=train)],
-        axis=-1)
+    return Concat(name='concat')(
+        _conv_bn(self, self.expand, 1, name='expand1x1')(x, train=train),
+        _conv_bn(self, self.expand, 3, name='expand3x3')(x, train=train))
 
 
 class SqueezeNet(_Baseline):
@@ -127,18 +128,20 @@ class SqueezeNet(_Baseline):
   @nn.compact
   def __call__(self, x, *, train: bool):
     if self.stem == 'imagenet':
-      x = _max_pool(_conv_bn(self, 96, 7, 2, name='stem')(x, train=train))
+      x = _max_pool(_conv_bn(self, 96, 7, 2, name='stem')(x, train=train),
+                    name='stem_pool')
     else:  # 32×32: a 3×3 stride-1 stem, no pooling before the fire modules.
       x = _conv_bn(self, 96, 3, name='stem')(x, train=train)
     for i, (squeeze, expand) in enumerate(_FIRE):
       x = Fire(squeeze, expand, self.layers, name=f'fire{i + 2}')(
           x, train=train)
       if i + 2 in _POOL_AFTER_FIRE:
-        x = _max_pool(x)
+        x = _max_pool(x, name=f'pool{i + 2}')
     x = nn.Dropout(0.5, deterministic=True)(x)
     x = self.layers.conv(self.num_classes, (1, 1), use_bias=True,
                          name='classifier')(x)
-    return jnp.mean(nn.relu(x), axis=(1, 2)).astype(jnp.float32)
+    x = GlobalAvgPool(name='pool')(ReLU(name='relu')(x))
+    return x.astype(jnp.float32)
 
 
 # --- GoogLeNet / Inception v1 (Szegedy et al., 2015) -------------------------
@@ -165,8 +168,8 @@ class Inception(nn.Module):
     b1 = conv(c1, 1, 'b1x1', x)
     b3 = conv(c3, 3, 'b3x3', conv(r3, 1, 'b3x3_reduce', x))
     b5 = conv(c5, 5, 'b5x5', conv(r5, 1, 'b5x5_reduce', x))
-    bp = conv(pool, 1, 'pool_proj', _max_pool(x, 3, 1))
-    return jnp.concatenate([b1, b3, b5, bp], axis=-1)
+    bp = conv(pool, 1, 'pool_proj', _max_pool(x, 3, 1, name='pool'))
+    return Concat(name='concat')(b1, b3, b5, bp)
 
 
 class GoogLeNet(_Baseline):
@@ -177,14 +180,14 @@ class GoogLeNet(_Baseline):
     conv = lambda features, kernel, strides, name, x: _conv_bn(
         self, features, kernel, strides, name=name)(x, train=train)
     if self.stem == 'imagenet':  # 224 → 56 before the first inception.
-      x = _max_pool(conv(64, 7, 2, 'stem_conv1', x))
+      x = _max_pool(conv(64, 7, 2, 'stem_conv1', x), name='stem_pool1')
       x = conv(64, 1, 1, 'stem_conv2_reduce', x)
-      x = _max_pool(conv(192, 3, 1, 'stem_conv2', x))
+      x = _max_pool(conv(192, 3, 1, 'stem_conv2', x), name='stem_pool2')
     else:  # 32×32 kept: inception 3 at 32, 4 at 16, 5 at 8.
       x = conv(192, 3, 1, 'stem_conv2', x)
     for name, branches in _INCEPTION.items():
       if name in ('4a', '5a'):
-        x = _max_pool(x)
+        x = _max_pool(x, name=f'pool{name}')
       x = Inception(branches, self.layers, name=f'inception{name}')(
           x, train=train)
     x = nn.Dropout(0.4, deterministic=True)(x)
@@ -203,17 +206,18 @@ class VGG16(_Baseline):
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    conv_index = 0
+    conv_index = pool_index = 0
     for item in _VGG16:
       if item == 'M':
-        x = nn.max_pool(x, (2, 2), (2, 2))
+        pool_index += 1
+        x = MaxPool(2, 2, 'VALID', name=f'pool{pool_index}')(x)
       else:
         conv_index += 1
         x = _conv_bn(self, item, 3, name=f'conv{conv_index}')(x, train=train)
-    x = x.reshape(x.shape[0], -1)
+    x = Flatten(name='flatten')(x)
     if self.stem == 'imagenet':
       for i in (1, 2):
-        x = nn.relu(self.layers.dense(4096, name=f'fc{i}')(x))
+        x = ReLU(name=f'relu{i}')(self.layers.dense(4096, name=f'fc{i}')(x))
     return self.layers.dense(self.num_classes, name='classifier')(x).astype(
         jnp.float32)
 

@@ -12,7 +12,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from flaxdil.models.layers import Layers, classifier_head
+from flaxdil.models.layers import Layers, ReLU, classifier_head
 
 
 class JointModule(nn.Module):
@@ -42,7 +42,7 @@ class BasicStructure(nn.Module):
     x = JointModule(self.features, self.dilation, self.strides, self.layers,
                     name='joint')(x)
     x = self.layers.batch_norm(train)(name='bn')(x)
-    return nn.relu(x)
+    return ReLU(name='relu')(x)
 
 
 class DilatedNet(nn.Module):

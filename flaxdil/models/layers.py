@@ -112,10 +112,54 @@ def bind(conv_impl: str, dtype: Any = jnp.float32, bn_momentum: float = 0.9,
                              axis_name=axis_name, dtype=dtype))
 
 
+# Parameter-free operations as modules: each is then a named step of the
+# computation that inspection records (flaxdil.model_summary), with no
+# effect on parameters or arithmetic.
+
+
+class ReLU(nn.Module):
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return nn.relu(x)
+
+
+class GlobalAvgPool(nn.Module):
+  """Mean over height and width: (N, H, W, C) → (N, C)."""
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return jnp.mean(x, axis=(1, 2))
+
+
+class MaxPool(nn.Module):
+  window: int
+  strides: int
+  padding: str = 'SAME'
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return nn.max_pool(x, (self.window,) * 2, (self.strides,) * 2,
+                       padding=self.padding)
+
+
+class Concat(nn.Module):
+  """Concatenation along channels of several inputs."""
+
+  @nn.compact
+  def __call__(self, *xs: jax.Array) -> jax.Array:
+    return jnp.concatenate(xs, axis=-1)
+
+
+class Flatten(nn.Module):
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return x.reshape(x.shape[0], -1)
+
+
 def classifier_head(layers: Layers, x: jax.Array, num_classes: int
                     ) -> jax.Array:
   """Global average pooling and one dense layer to float32 logits (softmax
   is left to the loss). Call inside a compact method: the dense layer is
   the caller's submodule 'classifier'."""
-  x = jnp.mean(x, axis=(1, 2))
+  x = GlobalAvgPool(name='pool')(x)
   return layers.dense(num_classes, name='classifier')(x).astype(jnp.float32)
