@@ -1,8 +1,13 @@
-"""flaxdil's command line: train, evaluate a checkpoint, or inspect a model.
+"""flaxdil's command line: train, evaluate or export a checkpoint, inspect a
+model.
 
   python bin/main.py --config=configs/cifar10.py --workdir=/tmp/run
   python bin/main.py --config=configs/cifar10.py --workdir=/tmp/run --mode=eval
   python bin/main.py --config=configs/cifar10.py --mode=inspect [--json]
+  python bin/main.py --config=configs/cifar10.py --workdir=/tmp/run --mode=export
+
+Exit codes: 0 done, 2 bad input, 3 training diverged, 75 stopped by SIGTERM
+or SIGINT after saving a checkpoint (run the same command to resume).
 """
 
 import os
@@ -21,12 +26,15 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Directory for checkpoints, metrics and results.')
-_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'inspect'],
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'inspect', 'export'],
                           'train (resumes a workdir), eval (a checkpoint on a '
-                          'whole split) or inspect (the model, or with '
-                          '--workdir its restored checkpoint).')
+                          'whole split), inspect (the model, or with '
+                          '--workdir its restored checkpoint) or export (a '
+                          'checkpoint to ONNX, int8 ONNX and jax.export, '
+                          'verified: WORKDIR/export/).')
 _CHECKPOINT_STEP = flags.DEFINE_integer(
-    'checkpoint_step', None, 'eval/inspect: this step instead of the best.')
+    'checkpoint_step', None,
+    'eval/inspect/export: this step instead of the best.')
 _SPLIT = flags.DEFINE_string('split', None, 'eval: split (default config.test_split).')
 _JSON = flags.DEFINE_bool('json', False, 'inspect: print one JSON document.')
 
@@ -42,6 +50,8 @@ def run(argv) -> None:
       cli.train(config, workdir)
     elif _MODE.value == 'eval':
       cli.evaluate(config, workdir, _SPLIT.value, _CHECKPOINT_STEP.value)
+    elif _MODE.value == 'export':
+      cli.export_model(config, workdir, _CHECKPOINT_STEP.value)
     else:
       cli.inspect_model(config, workdir, _CHECKPOINT_STEP.value, _JSON.value)
 

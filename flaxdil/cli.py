@@ -13,7 +13,7 @@ from flaxdil.devices import PmappedModel
 from flaxdil.errors import FlaxdilError
 from flaxdil.models import baselines
 
-__all__ = ['train', 'evaluate', 'inspect_model']
+__all__ = ['train', 'evaluate', 'inspect_model', 'export_model']
 
 
 def _require_workdir(workdir: str | None, mode: str) -> str:
@@ -45,24 +45,9 @@ def inspect_model(config, workdir=None, step=None, as_json=False) -> dict:
     params = state.params
   else:
     pmapped = PmappedModel(config)
-  info = pmapped.info
-  # With the layers (each naming its inputs), enough to rebuild what
-  # --mode=eval computes without reading flaxdil.
-  metadata = {
-      'model': config.model, 'dataset': config.dataset,
-      'dilation': config.dilation,
-      'input': {'dtype': 'uint8', 'layout': 'NHWC',
-                'shape': list(info.image_shape),
-                'normalization': {'mean': list(info.mean),
-                                  'std': list(info.std),
-                                  'formula': '(pixel - mean) / std'}},
-      # Which variables the checkpoint's evaluation uses: the EMA of the
-      # weights and BatchNorm statistics, or the raw ones.
-      'weights': 'ema' if config.ema_decay else 'params',
-      # Logits averaged over the image and its left-right mirror.
-      'test_time_flip': bool(config.test_time_flip),
-      'dtype': config.dtype,
-  }
+  metadata = {'model': config.model, 'dataset': config.dataset,
+              'dilation': config.dilation,
+              **model_summary.inference_spec(config, pmapped.info)}
   if workdir:
     metadata.update(checkpoint=workdir, checkpoint_step=int(step))
   summary = model_summary.summarize(pmapped.model, pmapped.info.image_shape,
@@ -81,3 +66,21 @@ def inspect_model(config, workdir=None, step=None, as_json=False) -> dict:
   print(summary_text.to_json(summary) if as_json
         else summary_text.format_summary(summary))
   return summary
+
+
+def export_model(config, workdir, step=None) -> dict:
+  from flaxdil import export  # ONNX and its runtime: only for this mode.
+  report = export.export(config, _require_workdir(workdir, 'export'), step)
+  print(f'Exported checkpoint {report["checkpoint"]["step"]} to '
+        f'{workdir}/export/, verified on {report["num_examples"]} '
+        f'{report["test_split"]} examples (checkpoint accuracy '
+        f'{report["checkpoint_accuracy"]:.4f}):')
+  for name, a in report['artifacts'].items():
+    size = f'{a["size_bytes"] / 1e6:.2f} MB' if 'size_bytes' in a else '—'
+    latency = a.get('latency_ms_batch1_1_threads',
+                    a.get('latency_ms_batch1_all_threads'))
+    print(f'  {name:11s} {size:>9s}  accuracy {a["accuracy"]:.4f}  agreement '
+          f'{a["agreement_with_checkpoint"]:.4%}  max |Δlogit| '
+          f'{a["max_abs_logit_difference"]:.2e}  batch-1 {latency:.3f} ms  '
+          f'{a["images_per_sec_batch64"]:.0f} img/s at batch 64')
+  return report

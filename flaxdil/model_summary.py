@@ -193,6 +193,24 @@ def joint_module_costs(layers: list[Layer]) -> list[dict]:
   return costs
 
 
+def inference_spec(config, info) -> dict:
+  """What turns raw images into the logits --mode=eval computes, besides
+  the layers: with them, enough to rebuild the network without flaxdil."""
+  return {
+      'input': {'dtype': 'uint8', 'layout': 'NHWC',
+                'shape': list(info.image_shape),
+                'normalization': {'mean': list(info.mean),
+                                  'std': list(info.std),
+                                  'formula': '(pixel - mean) / std'}},
+      # Which variables evaluation uses: the EMA of the weights and
+      # BatchNorm statistics, or the raw ones.
+      'weights': 'ema' if config.ema_decay else 'params',
+      # Logits averaged over the image and its left-right mirror.
+      'test_time_flip': bool(config.test_time_flip),
+      'dtype': config.dtype,
+  }
+
+
 def param_rows(params) -> list[dict]:
   """One row per parameter array: path, shape, count (and stats if concrete)."""
   rows = []
