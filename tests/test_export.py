@@ -65,3 +65,33 @@ def test_export_without_its_packages_says_what_to_install(
   monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # Import fails.
   with pytest.raises(FlaxdilError, match='pip install -r requirements-export.txt'):
     export.export(tiny_config, str(tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['mobilenet_v1', 'squeezenet', 'googlenet',
+                                  'vgg16'])
+def test_the_onnx_graph_of_every_baseline_computes_its_logits(name):
+  """Max pooling, concatenation, flattening and biased convolutions too,
+  with BatchNorm statistics far from the identity."""
+  from configs import baselines as baselines_config
+  from flaxdil import model_summary, steps
+  from flaxdil.devices import PmappedModel
+  config = baselines_config.get_config(f'model={name},test_time_flip=True')
+  pmapped = PmappedModel(config)
+  state = steps.create_train_state(config, pmapped.model, jax.random.key(0),
+                                   pmapped.info.image_shape, lambda step: 0.0)
+  rng = np.random.default_rng(0)
+  state = state.replace(batch_stats=jax.tree_util.tree_map(
+      lambda s: rng.uniform(0.5, 1.5, s.shape).astype(np.float32),
+      state.batch_stats))
+  summary = model_summary.summarize(pmapped.model, pmapped.info.image_shape)
+  summary.update(model_summary.inference_spec(config, pmapped.info))
+  variables = jax.tree_util.tree_map(
+      np.asarray, {'params': state.params, 'batch_stats': state.batch_stats})
+  session = onnxruntime.InferenceSession(
+      export.build_onnx(summary, variables).SerializeToString())
+  images = rng.integers(0, 256, (3, 32, 32, 3), np.uint8)
+  want = np.asarray(jax.jit(export.logits_fn(state, pmapped.info, True))(images))
+  got = session.run(None, {'images': images})[0]
+  np.testing.assert_allclose(got, want, rtol=1e-4,
+                             atol=1e-5 * float(np.max(np.abs(want))))
