@@ -20,7 +20,7 @@ from flaxdil.devices import PmappedModel
 from flaxdil.steps import create_train_state, eval_variables
 
 
-def _median_seconds(fn, runs: int) -> float:
+def median_seconds(fn, runs: int) -> float:
   times = []
   for _ in range(runs):
     start = time.perf_counter()
@@ -34,7 +34,7 @@ def matmul_flops_per_sec(size: int = 2048, runs: int = 5) -> float:
   a = jax.random.normal(jax.random.key(0), (size, size))
   matmul = jax.jit(lambda a: a @ a)
   jax.block_until_ready(matmul(a))
-  return 2 * size ** 3 / _median_seconds(
+  return 2 * size ** 3 / median_seconds(
       lambda: jax.block_until_ready(matmul(a)), runs)
 
 
@@ -97,7 +97,7 @@ class TrainTiming:
     """Median over `runs` timed runs of `steps` steps, after one untimed run
     (the first run pays page faults)."""
     self._steps(steps)
-    seconds = _median_seconds(lambda: self._steps(steps), runs)
+    seconds = median_seconds(lambda: self._steps(steps), runs)
     return steps * self.config.batch_size / seconds
 
 
@@ -131,7 +131,7 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
     for _ in range(steps):
       jax.block_until_ready(p_eval(state, eval_batch))
 
-  eval_ips = steps * config.eval_batch_size / _median_seconds(eval_steps, runs)
+  eval_ips = steps * config.eval_batch_size / median_seconds(eval_steps, runs)
 
   variables = eval_variables(devices.unreplicate(state))
   mean, std = info.mean, info.std
@@ -144,7 +144,7 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
     for _ in range(latency_calls):
       jax.block_until_ready(infer(variables, one))
 
-  latency_ms = 1e3 * _median_seconds(latency_calls_fn, runs) / latency_calls
+  latency_ms = 1e3 * median_seconds(latency_calls_fn, runs) / latency_calls
 
   peak = matmul_flops_per_sec()
   # Training costs ~3× the forward pass (forward, input and weight gradients).

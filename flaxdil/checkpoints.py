@@ -52,19 +52,24 @@ def strict_json(obj: Any) -> Any:
   return obj
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
-  """Writes strict JSON so that readers see the old file or the new, never
-  half."""
+def write_text_atomic(path: str, text: str) -> None:
+  """Writes a file so that readers see the old one or the new, never half."""
   directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.json')
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-',
+                             suffix=os.path.splitext(path)[1])
   try:
     with os.fdopen(fd, 'w') as f:
-      json.dump(strict_json(obj), f, indent=2, sort_keys=True, allow_nan=False)
-      f.write('\n')
+      f.write(text)
     os.replace(tmp, path)
   except BaseException:
     os.unlink(tmp)
     raise
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+  """Writes strict JSON, atomically."""
+  write_text_atomic(path, json.dumps(strict_json(obj), indent=2,
+                                     sort_keys=True, allow_nan=False) + '\n')
 
 
 def _jsonable(value):

@@ -19,18 +19,18 @@ needs none of it.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-import statistics
 import tempfile
-import time
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from flaxdil import checkpoints, data, evaluation, model_summary
+from flaxdil import (benchmark, checkpoints, data, evaluation, model_summary,
+                     steps)
 from flaxdil.errors import FlaxdilError
 
 _CALIBRATION_IMAGES = 300
@@ -47,17 +47,9 @@ def _require_exporters():
 
 
 def logits_fn(state, info, test_time_flip: bool):
-  """uint8 images → the logits --mode=eval computes (steps.eval_step)."""
-  variables = {'params': state.params, 'batch_stats': state.batch_stats}
-
-  def logits(images):
-    x = data.normalize(images, info.mean, info.std)
-    out = state.apply_fn(variables, x, train=False)
-    if test_time_flip:
-      out = (out + state.apply_fn(variables, x[:, :, ::-1], train=False)) / 2
-    return out
-
-  return logits
+  """uint8 images → the logits --mode=eval computes (steps.predict)."""
+  return functools.partial(steps.predict, state, info=info,
+                           test_time_flip=test_time_flip)
 
 
 # --- ONNX -------------------------------------------------------------------
@@ -211,18 +203,16 @@ def _ort_session(path: str, threads: int):
 
 
 def _median_ms(fn, calls: int) -> float:
-  fn()
-  times = []
-  for _ in range(calls):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
+  fn()  # The first call may compile or allocate.
+  return 1e3 * benchmark.median_seconds(fn, calls)
 
 
-def _verify(predict, images, labels, reference, batch: int = 500) -> dict:
-  logits = np.concatenate([predict(images[i:i + batch])
-                           for i in range(0, len(images), batch)])
+def _logits(predict, images, batch: int = 500) -> np.ndarray:
+  return np.concatenate([np.asarray(predict(images[i:i + batch]))
+                         for i in range(0, len(images), batch)])
+
+
+def _verify(logits, labels, reference) -> dict:
   return {
       'accuracy': float(np.mean(np.argmax(logits, -1) == labels)),
       'agreement_with_checkpoint': float(
@@ -248,8 +238,7 @@ def export(config: ml_collections.ConfigDict, workdir: str,
   calibration = data.load_split(config, config.train_split).images[
       :_CALIBRATION_IMAGES]
   jitted = jax.jit(logits_fn(state, info, config.test_time_flip))
-  reference = np.concatenate([np.asarray(jitted(test.images[i:i + 500]))
-                              for i in range(0, len(test), 500)])
+  reference = _logits(jitted, test.images)  # What --mode=eval computes.
 
   final = os.path.join(workdir, 'export')
   try:
@@ -286,7 +275,8 @@ def export(config: ml_collections.ConfigDict, workdir: str,
              'onnx_float': 'model.onnx', 'onnx_int8': 'model_int8.onnx'}
     artifacts = {}
     for name, run in runners.items():
-      entry = _verify(run, test.images, test.labels, reference)
+      logits = reference if name == 'jax_jit' else _logits(run, test.images)
+      entry = _verify(logits, test.labels, reference)
       if files[name]:
         entry['file'] = files[name]
         entry['size_bytes'] = os.path.getsize(paths[files[name]])
@@ -301,7 +291,6 @@ def export(config: ml_collections.ConfigDict, workdir: str,
       entry['images_per_sec_batch64'] = 64 / (1e-3 * _median_ms(
           lambda: run(batch64), max(latency_calls // 10, 5)))
       artifacts[name] = entry
-    from flaxdil import benchmark
     report = {
         'checkpoint': {'workdir': os.path.abspath(workdir), 'step': int(step),
                        'weights': summary['weights']},

@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from flaxdil.checkpoints import strict_json
+from flaxdil.checkpoints import strict_json, write_text_atomic
 
 
 def format_duration(seconds: float) -> str:
@@ -66,10 +66,7 @@ def _drop_records_after(path: str, step: int) -> None:
         continue
       if record.get('step', 0) <= step:
         kept.append(line if line.endswith('\n') else line + '\n')
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    f.writelines(kept)
-  os.replace(tmp, path)
+  write_text_atomic(path, ''.join(kept))
 
 
 class Progress:

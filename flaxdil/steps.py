@@ -173,19 +173,27 @@ def train_step(state: TrainState, batch, augment_keys, *,
   return new_state, metrics
 
 
+def predict(state: TrainState, images, *, info: data.DatasetInfo,
+            test_time_flip: bool = False):
+  """uint8 images → the logits evaluation classifies by (with the EMA where
+  there is one).
+
+  test_time_flip: the mean of the logits of each image and its mirror image.
+  """
+  images = data.normalize(images, info.mean, info.std)
+  variables = eval_variables(state)
+  forward = lambda images: state.apply_fn(variables, images, train=False)
+  logits = forward(images)
+  if test_time_flip:
+    logits = (logits + forward(images[:, :, ::-1])) / 2
+  return logits
+
+
 def eval_step(state: TrainState, batch, *, info: data.DatasetInfo,
               test_time_flip: bool = False):
-  """Summed loss and correct predictions over the unmasked examples.
-
-  test_time_flip: classify by the mean of the logits of each image and its
-  mirror image.
-  """
-  images = data.normalize(batch['image'], info.mean, info.std)
-  variables = eval_variables(state)
-  predict = lambda images: state.apply_fn(variables, images, train=False)
-  logits = predict(images)
-  if test_time_flip:
-    logits = (logits + predict(images[:, :, ::-1])) / 2
+  """Summed loss and correct predictions over the unmasked examples."""
+  logits = predict(state, batch['image'], info=info,
+                   test_time_flip=test_time_flip)
   mask = batch['mask'].astype(jnp.float32)
   return lax.psum({
       'loss_sum': jnp.sum(cross_entropy(logits, batch['label']) * mask),

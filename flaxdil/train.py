@@ -54,7 +54,10 @@ class _Run:
   store: checkpoints.CheckpointStore | None = None
   state: Any = None          # steps.TrainState, on the host
   start_step: int = 0
-  earlier_train_seconds: float = 0.0  # Of earlier sessions, to start_step.
+  data_rng: Any = None       # Batch order and augmentation.
+  # Training seconds of all sessions at each checkpoint up to start_step
+  # (WORKDIR/train_seconds.json).
+  train_seconds: dict = dataclasses.field(default_factory=dict)
 
   @property
   def eval_every(self) -> int:
@@ -65,6 +68,11 @@ class _Run:
   def checkpoint_every(self) -> int:
     return (self.config.checkpoint_every_steps
             if self.config.checkpoint_every_steps > 0 else self.eval_every)
+
+  @property
+  def earlier_train_seconds(self) -> float:
+    """Of the sessions before this one, up to the checkpoint resumed from."""
+    return self.train_seconds.get(str(self.start_step), 0.0)
 
   @property
   def num_params(self) -> int:
@@ -118,25 +126,20 @@ def _restore(run: _Run) -> None:
   config = run.config
   checkpoints.save_workdir_config(config, run.workdir)
   run.store = checkpoints.CheckpointStore(run.workdir, config.keep_checkpoints)
-  init_rng = jax.random.split(jax.random.key(config.seed))[0]
+  init_rng, run.data_rng = jax.random.split(jax.random.key(config.seed))
   state = steps.create_train_state(config, run.pmapped.model, init_rng,
                                    run.pmapped.info.image_shape,
                                    run.learning_rate_fn)
   restored, latest = run.store.restore_latest_intact(state)
   if restored is not None:
     state = restored
-    run.earlier_train_seconds = _read_train_seconds(run.workdir).get(
-        str(latest), 0.0)
     print(f'Resumed from {run.store.directory} at step {latest}.', flush=True)
   run.state, run.start_step = state, int(state.step)
-
-
-def _read_train_seconds(workdir: str) -> dict:
-  path = os.path.join(workdir, _TRAIN_SECONDS)
-  if not os.path.exists(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)
+  path = os.path.join(run.workdir, _TRAIN_SECONDS)
+  if restored is not None and os.path.exists(path):
+    with open(path) as f:
+      run.train_seconds = {k: v for k, v in json.load(f).items()
+                           if int(k) <= run.start_step}
 
 
 def _validate(run: _Run, state, validation_batches, step: int,
@@ -194,8 +197,7 @@ def _train(run: _Run) -> float:
   train_data = devices.replicate({'image': run.train_split.images,
                                   'label': run.train_split.labels},
                                  pmapped.devices)
-  data_keys = devices.replicate(
-      jax.random.split(jax.random.key(config.seed))[1], pmapped.devices)
+  data_keys = devices.replicate(run.data_rng, pmapped.devices)
   validation_batches = pmapped.eval_batches(run.validation)
   writer = MetricsWriter(run.workdir, resume_step=run.start_step)
   progress = Progress(run.total_steps, run.epoch_steps, config.batch_size,
@@ -207,8 +209,7 @@ def _train(run: _Run) -> float:
         f'{len(pmapped.devices)} {pmapped.devices[0].platform} device(s).',
         flush=True)
   session_start = last_save = time.monotonic()
-  train_seconds = {k: v for k, v in _read_train_seconds(run.workdir).items()
-                   if int(k) <= run.start_step}
+  train_seconds = dict(run.train_seconds)
 
   def save(step, state, metrics):
     host = devices.unreplicate(state)
