@@ -6,6 +6,12 @@ model.
   python bin/main.py --config=configs/cifar10.py --mode=inspect [--json]
   python bin/main.py --config=configs/cifar10.py --workdir=/tmp/run --mode=export
 
+Several processes (one per host or per GPU; README "Several processes"):
+the same command on each, plus
+  --coordinator_address=HOST0:PORT --num_processes=N --process_id=I
+or the variables JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID;
+under SLURM or on a TPU pod slice JAX finds all three itself.
+
 Exit codes: 0 done, 2 bad input, 3 training diverged, 75 stopped by SIGTERM
 or SIGINT after saving a checkpoint (run the same command to resume).
 """
@@ -37,15 +43,28 @@ _CHECKPOINT_STEP = flags.DEFINE_integer(
     'eval/inspect/export: this step instead of the best.')
 _SPLIT = flags.DEFINE_string('split', None, 'eval: split (default config.test_split).')
 _JSON = flags.DEFINE_bool('json', False, 'inspect: print one JSON document.')
+_COORDINATOR_ADDRESS = flags.DEFINE_string(
+    'coordinator_address', None,
+    'Several processes: HOST:PORT of process 0 (default $JAX_COORDINATOR_'
+    'ADDRESS, or found by JAX under SLURM and on TPU pods).')
+_NUM_PROCESSES = flags.DEFINE_integer(
+    'num_processes', None, 'Several processes: how many (default '
+    '$JAX_NUM_PROCESSES).')
+_PROCESS_ID = flags.DEFINE_integer(
+    'process_id', None, 'Several processes: this one\'s index, 0 to '
+    'num_processes - 1 (default $JAX_PROCESS_ID).')
 
 
 def run(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
-  from flaxdil import cli  # Imports JAX: after flags, so --help is quick.
+  from flaxdil import cli, distributed  # Import JAX: --help stays quick.
   config, workdir = _CONFIG.value, _WORKDIR.value
   with exit_on_user_error():
+    distributed.initialize(_COORDINATOR_ADDRESS.value, _NUM_PROCESSES.value,
+                           _PROCESS_ID.value)
+    distributed.quiet_unless_primary()
     if _MODE.value == 'train':
       cli.train(config, workdir)
     elif _MODE.value == 'eval':

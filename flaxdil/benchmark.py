@@ -76,7 +76,7 @@ class TrainTiming:
                                np.uint8)
     self.labels = rng.integers(0, info.num_classes, (num_examples,), np.int32)
     schedule = lambda step: config.learning_rate
-    placed = self.pmapped.devices
+    placed = self.pmapped.local_devices
     self.state = devices.replicate(create_train_state(
         config, self.pmapped.model, jax.random.key(0), info.image_shape,
         schedule), placed)
@@ -104,7 +104,7 @@ class TrainTiming:
 def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
         latency_calls: int = 50) -> dict:
   pmapped = PmappedModel(config)
-  placed, info, model = pmapped.devices, pmapped.info, pmapped.model
+  placed, info, model = pmapped.local_devices, pmapped.info, pmapped.model
   summary = model_summary.summarize(model, info.image_shape)
   macs = summary['total_macs']
   print(f'{cpu_description()}')

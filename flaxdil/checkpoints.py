@@ -12,6 +12,11 @@ complete, so a run killed mid-save leaves the earlier ones intact. Damage
 after that (a lost file, flipped bytes) is caught on restore: by Orbax where
 the storage layer notices, and by the checksums, recorded before each save,
 where it does not.
+
+With several processes every process saves and restores (Orbax coordinates
+them; the state is replicated, so a checkpoint is the same whatever the
+process count that wrote it and restores on any); process 0 alone writes the
+files beside the checkpoints and moves damaged ones aside.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
+from flaxdil import distributed
 from flaxdil.errors import WorkdirError
 from flaxdil.models import MODEL_FIELDS
 
@@ -110,7 +116,8 @@ def check_workdir_config(config: ml_collections.ConfigDict,
 
 
 def save_workdir_config(config: ml_collections.ConfigDict, workdir: str):
-  write_json_atomic(os.path.join(workdir, 'config.json'),
+  if distributed.is_primary():
+    write_json_atomic(os.path.join(workdir, 'config.json'),
                     json.loads(config.to_json_best_effort()))
 
 
@@ -189,16 +196,19 @@ class CheckpointStore:
   def save(self, step: int, state, metrics: dict | None = None) -> None:
     """Saves a host state (numpy arrays): its checksums first, then the
     checkpoint (asynchronously: training goes on while it is written)."""
+    primary = distributed.is_primary()
     try:
-      os.makedirs(self._checksums, exist_ok=True)
-      write_json_atomic(self._checksum_path(step), array_checksums(state))
+      if primary:
+        os.makedirs(self._checksums, exist_ok=True)
+        write_json_atomic(self._checksum_path(step), array_checksums(state))
       self.manager.save(step, args=ocp.args.StandardSave(state),
                         metrics=metrics, force=True)
     except Exception as e:
       if is_disk_full(e):
         raise self._disk_full(step) from None
       raise
-    self._forget_checksums_of_deleted_steps(keep=step)
+    if primary:
+      self._forget_checksums_of_deleted_steps(keep=step)
 
   def _checksum_path(self, step: int) -> str:
     return os.path.join(self._checksums, f'{step}.json')
@@ -305,12 +315,18 @@ class CheckpointStore:
     return None, None
 
   def _move_aside(self, step: int) -> str:
+    """Every process found `step` damaged (the same files); process 0 moves
+    it while the others wait, then all forget it."""
     aside = os.path.join(self.workdir, 'damaged_checkpoints',
                          f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
-    os.makedirs(os.path.dirname(aside), exist_ok=True)
-    shutil.move(os.path.join(self.directory, str(step)), aside)
-    if os.path.exists(self._checksum_path(step)):
-      shutil.move(self._checksum_path(step), os.path.join(aside, 'checksums.json'))
+    distributed.barrier(f'damaged-{step}-found')
+    if distributed.is_primary():
+      os.makedirs(os.path.dirname(aside), exist_ok=True)
+      shutil.move(os.path.join(self.directory, str(step)), aside)
+      if os.path.exists(self._checksum_path(step)):
+        shutil.move(self._checksum_path(step),
+                    os.path.join(aside, 'checksums.json'))
+    distributed.barrier(f'damaged-{step}-moved')
     self.manager.reload()
     return aside
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import jax
 import ml_collections
 
 from flaxdil import evaluation, model_summary, models, paper, summary_text
@@ -69,6 +70,9 @@ def inspect_model(config, workdir=None, step=None, as_json=False) -> dict:
 
 
 def export_model(config, workdir, step=None) -> dict:
+  if jax.process_count() > 1:
+    raise FlaxdilError('--mode=export runs in one process; start it without '
+                       '--coordinator_address/--num_processes/--process_id.')
   from flaxdil import export  # ONNX and its runtime: only for this mode.
   report = export.export(config, _require_workdir(workdir, 'export'), step)
   print(f'Exported checkpoint {report["checkpoint"]["step"]} to '

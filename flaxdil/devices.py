@@ -1,5 +1,11 @@
 """Where the computation runs: the devices, arrays placed on them, and a
-model's steps pmapped over them."""
+model's steps pmapped over them.
+
+With several processes (flaxdil.distributed) the steps are pmapped over the
+devices of all processes, and each process places arrays on its own devices
+only: a pmapped function takes from each process the slices of its local
+devices, shaped (local devices, ...), and returns the same.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +40,8 @@ def _sharding(devices) -> jax.sharding.Sharding:
 
 
 def shard(tree, devices):
-  """Places arrays shaped (len(devices), ...) one slice per device."""
+  """Places arrays shaped (len(devices), ...) one slice per device (devices
+  of this process)."""
   sharding = _sharding(devices)
   return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), tree)
 
@@ -55,8 +62,10 @@ def unreplicate(tree):
 
 class PmappedModel:
   """A config's model, its dataset's metadata and its steps pmapped over
-  the devices (all local devices by default).
+  the devices (by default all devices of all processes).
 
+  `devices` are those of the pmap axis, in its order; `local_devices` those
+  of this process, which it feeds (all of them with one process).
   eval_step is built once (pmap compiles it on first call); the train step
   depends on the run's learning-rate schedule, so `pmap_train_step` builds
   it for one.
@@ -65,7 +74,9 @@ class PmappedModel:
   def __init__(self, config: ml_collections.ConfigDict, devices=None):
     config_check.validate(config)
     self.config = config
-    self.devices = devices or jax.local_devices()
+    self.devices = list(devices or jax.devices())
+    self.local_devices = [d for d in self.devices
+                          if d.process_index == jax.process_index()]
     check_devices(config, self.devices)
     self.info = data.dataset_info(config)
     self.model = models.create_model(config, self.info.num_classes,
@@ -83,9 +94,21 @@ class PmappedModel:
         axis_name=steps.AXIS, devices=self.devices, donate_argnums=(0,))
 
   def eval_batches(self, split: data.Split) -> list:
-    """The split padded into device batches, placed on the devices once."""
-    return [shard(batch, self.devices) for batch in data.padded_eval_batches(
-        split, self.config.eval_batch_size, len(self.devices))]
+    """The split padded into global batches; this process's rows of each
+    (those of its devices) placed on its devices once."""
+    local_rows = [i for i, d in enumerate(self.devices)
+                  if d in self.local_devices]
+    return [shard(jax.tree_util.tree_map(lambda x: x[local_rows], batch),
+                  self.local_devices)
+            for batch in data.padded_eval_batches(
+                split, self.config.eval_batch_size, len(self.devices))]
+
+  def describe_devices(self) -> str:
+    kind = self.devices[0].device_kind
+    if jax.process_count() == 1:
+      return f'{len(self.devices)} x {kind}'
+    return (f'{len(self.devices)} x {kind} in {jax.process_count()} '
+            'processes')
 
   def abstract_state(self) -> steps.TrainState:
     """The state's structure, shapes and dtypes, without computing it."""

@@ -6,15 +6,20 @@ Exit codes of bin/main.py:
       or the workdir was left as it was
   3   training diverged (non-finite loss or gradients); nothing non-finite
       was saved
+  4   another process of a multi-process run was lost (killed, its host
+      gone): restart every process with the same command to resume from the
+      last checkpoint
   75  stopped by SIGTERM or SIGINT after saving a checkpoint of the current
       step (EX_TEMPFAIL: run the same command again to resume)
 """
 
 import contextlib
+import os
 import sys
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
+EXIT_PROCESS_LOST = 4
 EXIT_PREEMPTED = 75
 
 
@@ -49,6 +54,11 @@ class Preempted(FlaxdilError):
   exit_code = EXIT_PREEMPTED
 
 
+class ProcessLost(FlaxdilError):
+  """A collective failed because another process of the run is gone."""
+  exit_code = EXIT_PROCESS_LOST
+
+
 @contextlib.contextmanager
 def exit_on_user_error():
   """For command-line entry points: a FlaxdilError becomes one line on
@@ -58,6 +68,12 @@ def exit_on_user_error():
   except FlaxdilError as e:
     print(f'{"stopped" if isinstance(e, Preempted) else "error"}: {e}',
           file=sys.stderr, flush=True)
+    if isinstance(e, ProcessLost):
+      # Not sys.exit: JAX's exit handler would wait for the lost process at
+      # its shutdown barrier, then abort. Checkpoints are whole (atomic) and
+      # the workdir lock dies with the process.
+      sys.stdout.flush()
+      os._exit(e.exit_code)
     sys.exit(e.exit_code)
 
 

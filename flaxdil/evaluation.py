@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from flaxdil import checkpoints, data, devices, steps
+from flaxdil import checkpoints, data, devices, distributed, steps
 from flaxdil.devices import PmappedModel
 from flaxdil.errors import FlaxdilError, WorkdirError
 
@@ -85,12 +85,13 @@ def evaluate_state(pmapped: PmappedModel, state: steps.TrainState, step: int,
   examples = data.load_split(config, split)
   start = time.time()
   result = evaluate_batches(pmapped.eval_step,
-                            devices.replicate(state, pmapped.devices),
+                            devices.replicate(state, pmapped.local_devices),
                             pmapped.eval_batches(examples))
   result.update({'step': int(step), 'split': split, 'dataset': config.dataset,
                  'eval_seconds': time.time() - start})
-  checkpoints.write_json_atomic(os.path.join(workdir, f'eval_{split}.json'),
-                                result)
+  if distributed.is_primary():
+    checkpoints.write_json_atomic(
+        os.path.join(workdir, f'eval_{split}.json'), result)
   return result
 
 

@@ -26,7 +26,13 @@ class MetricsWriter:
   TensorBoard by a purge event, which TensorBoard applies when it reads.
   """
 
-  def __init__(self, workdir: str, resume_step: int = 0):
+  def __init__(self, workdir: str, resume_step: int = 0,
+               write_files: bool = True):
+    """write_files=False: a writer that writes nothing (every process of a
+    multi-process run but process 0)."""
+    self._jsonl = self._tb = None
+    if not write_files:
+      return
     from tensorboardX import SummaryWriter  # Deferred: only training writes.
     path = os.path.join(workdir, 'metrics.jsonl')
     if resume_step and os.path.exists(path):
@@ -36,6 +42,8 @@ class MetricsWriter:
                              purge_step=resume_step + 1 if resume_step else None)
 
   def write(self, step: int, split: str, metrics: dict) -> None:
+    if self._jsonl is None:
+      return
     record = {'step': int(step), 'split': split, 'time': time.time()}
     record.update({k: float(v) for k, v in metrics.items()})
     self._jsonl.write(json.dumps(strict_json(record), allow_nan=False) + '\n')
@@ -44,11 +52,15 @@ class MetricsWriter:
       self._tb.add_scalar(f'{split}/{name}', float(value), int(step))
 
   def flush(self) -> None:
+    if self._jsonl is None:
+      return
     self._jsonl.flush()
     os.fsync(self._jsonl.fileno())
     self._tb.flush()
 
   def close(self) -> None:
+    if self._jsonl is None:
+      return
     self.flush()
     self._jsonl.close()
     self._tb.close()

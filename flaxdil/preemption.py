@@ -7,15 +7,17 @@ second Ctrl-C cannot tear a checkpoint (Orbax writes each checkpoint to a
 temporary directory and renames it when complete; even kill -9 mid-save
 leaves the previous checkpoints intact).
 
-With several processes (jax.distributed) every process must stop at the same
-step, so a local flag is not enough: `requested(step)` then asks JAX's
-preemption sync point (its coordination service hears SIGTERM on any
-process and names one step for all), and no handler is installed here.
-Not yet exercised with several processes (the multi-process issue).
+With several processes (jax.distributed) every process must stop after the
+same step, so a local flag is not enough: `requested(step)` then asks JAX's
+preemption sync point. JAX's coordination service hears SIGTERM on any
+process (its own handler, installed by jax.distributed.initialize) and names
+one step at which all processes see True. Here SIGINT (Ctrl-C) is turned
+into a SIGTERM to this process, so it stops the run the same way.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -39,10 +41,22 @@ class Watch:
             'then saving a checkpoint and stopping.', file=sys.stderr,
             flush=True)
 
+  def _forward_to_sigterm(self, signum, frame):
+    del frame
+    if self.received is None:
+      self.received = signum
+      print(f'\nReceived {signal.Signals(signum).name}: telling every '
+            'process to save a checkpoint after the same step and stop.',
+            file=sys.stderr, flush=True)
+      os.kill(os.getpid(), signal.SIGTERM)
+
   def __enter__(self) -> 'Watch':
     if jax.process_count() == 1:
       for signum in SIGNALS:
         self._previous[signum] = signal.signal(signum, self._handle)
+    else:  # JAX's handler keeps SIGTERM.
+      self._previous[signal.SIGINT] = signal.signal(signal.SIGINT,
+                                                    self._forward_to_sigterm)
     return self
 
   def __exit__(self, *exc):

@@ -15,6 +15,7 @@ intact one is used), a second run on the same workdir (refused).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -27,10 +28,11 @@ import ml_collections
 import numpy as np
 import optax
 
-from flaxdil import (checkpoints, data, devices, evaluation, model_summary,
-                     preemption, steps)
+from flaxdil import (checkpoints, data, devices, distributed, evaluation,
+                     model_summary, preemption, steps)
 from flaxdil.devices import PmappedModel
-from flaxdil.errors import Preempted, TrainingDiverged, WorkdirError
+from flaxdil.errors import (Preempted, ProcessLost, TrainingDiverged,
+                            WorkdirError)
 from flaxdil.metrics_log import MetricsWriter, Progress, format_duration
 from flaxdil.workdir_lock import WorkdirLock
 
@@ -109,15 +111,30 @@ def _check_workdir_path(workdir: str) -> None:
                        'is read-only). Fix: use a directory you can write to.')
 
 
-def _lock(workdir: str) -> WorkdirLock:
-  """Creates the workdir if needed and takes its lock, or says why not."""
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    return WorkdirLock(workdir).acquire()
-  except OSError as e:
-    raise WorkdirError(f'cannot write to --workdir={workdir!r} '
-                       f'({e.strerror}). Fix: use a directory you can write '
-                       'to, on a disk with free space.') from None
+class _LockOfProcess0:
+  """What a process other than 0 holds: process 0 locked the workdir for the
+  whole run."""
+
+  def release(self) -> None:
+    pass
+
+
+def _lock(workdir: str) -> WorkdirLock | _LockOfProcess0:
+  """Creates the workdir if needed and takes its lock (process 0, for every
+  process of the run), or says why not (on every process)."""
+  held = []
+
+  def acquire():
+    try:
+      os.makedirs(workdir, exist_ok=True)
+      held.append(WorkdirLock(workdir, jax.process_count()).acquire())
+    except OSError as e:
+      raise WorkdirError(f'cannot write to --workdir={workdir!r} '
+                         f'({e.strerror}). Fix: use a directory you can '
+                         'write to, on a disk with free space.') from None
+
+  distributed.agree('workdir-lock', acquire)
+  return held[0] if held else _LockOfProcess0()
 
 
 def _restore(run: _Run) -> None:
@@ -182,6 +199,25 @@ def _all_finite(tree) -> bool:
              if np.issubdtype(np.asarray(x).dtype, np.inexact))
 
 
+@contextlib.contextmanager
+def _process_loss_is_an_error(run: _Run):
+  """With several processes, a failed collective almost always means that
+  another process is gone: one clear error (errors.ProcessLost) instead of
+  a runtime traceback."""
+  try:
+    yield
+  except jax.errors.JaxRuntimeError as e:
+    if jax.process_count() == 1:
+      raise
+    latest = run.store.latest_step()
+    raise ProcessLost(
+        f'process {jax.process_index()} of {jax.process_count()}: a '
+        f'collective failed ({str(e).strip().splitlines()[0][:200]}); another '
+        'process of this run has most likely stopped (see its log). The last '
+        f'checkpoint is step {latest} in {run.store.directory}. Fix: restart '
+        'every process with the same command to resume.') from None
+
+
 def _train(run: _Run) -> float:
   """Steps from run.start_step to run.total_steps, logging, validating and
   checkpointing on the way; returns the training seconds of all sessions.
@@ -193,20 +229,24 @@ def _train(run: _Run) -> float:
   """
   config, pmapped = run.config, run.pmapped
   p_train_step = pmapped.pmap_train_step(run.learning_rate_fn)
-  state = devices.replicate(run.state, pmapped.devices)
+  # Each device holds the whole training split (uint8) and gathers its share
+  # of every global batch itself (steps.train_on_device_data): the same
+  # batches and augmentation on any number of devices and processes.
+  placed = pmapped.local_devices
+  state = devices.replicate(run.state, placed)
   train_data = devices.replicate({'image': run.train_split.images,
-                                  'label': run.train_split.labels},
-                                 pmapped.devices)
-  data_keys = devices.replicate(run.data_rng, pmapped.devices)
+                                  'label': run.train_split.labels}, placed)
+  data_keys = devices.replicate(run.data_rng, placed)
   validation_batches = pmapped.eval_batches(run.validation)
-  writer = MetricsWriter(run.workdir, resume_step=run.start_step)
+  writer = MetricsWriter(run.workdir, resume_step=run.start_step,
+                         write_files=distributed.is_primary())
   progress = Progress(run.total_steps, run.epoch_steps, config.batch_size,
                       run.start_step)
   print(f'Training {config.model} ({run.num_params:,} params, '
         f'{pmapped.model.describe()}) on {config.dataset}: '
         f'{len(run.train_split)} train / {len(run.validation)} validation '
         f'examples, {run.total_steps} steps of {config.batch_size} on '
-        f'{len(pmapped.devices)} {pmapped.devices[0].platform} device(s).',
+        f'{pmapped.describe_devices()}.',
         flush=True)
   session_start = last_save = time.monotonic()
   train_seconds = dict(run.train_seconds)
@@ -219,9 +259,10 @@ def _train(run: _Run) -> float:
     train_seconds[str(step)] = (run.earlier_train_seconds
                                 + time.monotonic() - session_start)
     kept = set(run.store.all_steps()) | {step}
-    checkpoints.write_json_atomic(
-        os.path.join(run.workdir, _TRAIN_SECONDS),
-        {k: v for k, v in train_seconds.items() if int(k) in kept})
+    if distributed.is_primary():
+      checkpoints.write_json_atomic(
+          os.path.join(run.workdir, _TRAIN_SECONDS),
+          {k: v for k, v in train_seconds.items() if int(k) in kept})
 
   def save_due(step) -> bool:
     minutes = config.checkpoint_every_minutes
@@ -230,7 +271,7 @@ def _train(run: _Run) -> float:
 
   train_metrics, metrics = [], None
   try:
-    with preemption.Watch() as signals:
+    with preemption.Watch() as signals, _process_loss_is_an_error(run):
       for step in range(run.start_step + 1, run.total_steps + 1):
         if metrics is not None:
           # At most two steps in flight: enough to hide dispatch, and a
@@ -291,10 +332,11 @@ def _summarize(run: _Run, train_seconds: float) -> dict:
       # checkpoint the next one resumed from; the whole adds this final test.
       'wall_time_sec': train_seconds + time.monotonic() - start,
       'train_wall_time_sec': train_seconds,
-      'devices': f'{len(pmapped.devices)} x {pmapped.devices[0].device_kind}',
+      'devices': pmapped.describe_devices(),
   }
-  checkpoints.write_json_atomic(os.path.join(run.workdir, 'summary.json'),
-                                summary)
+  if distributed.is_primary():
+    checkpoints.write_json_atomic(os.path.join(run.workdir, 'summary.json'),
+                                  summary)
   print(f'Done in {format_duration(summary["wall_time_sec"])}: test accuracy '
         f'{test["accuracy"]:.4f} on {test["num_examples"]} {config.test_split} '
         f'examples (checkpoint of step {test["step"]}, best on validation), '
@@ -315,7 +357,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   pmapped = PmappedModel(config, device_list)  # Checks the whole config.
   checkpoints.check_workdir_config(config, workdir)
   _check_workdir_path(workdir)
-  # A workdir in use is refused at once, before the data is read.
+  # A workdir in use is refused at once, before the data is read. (Each
+  # process agrees on the lock once: here, or after reading the data.)
   lock = _lock(workdir) if os.path.isdir(workdir) else None
   try:
     run = _prepare(pmapped, workdir)

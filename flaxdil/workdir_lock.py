@@ -3,6 +3,10 @@
 The kernel releases the lock when its process dies, however it dies, so a
 run killed with kill -9 never blocks the next start. The file names the
 holder (host, PID, start time) so a refused second run can say who holds it.
+
+A run of several processes is one run: its process 0 holds the lock for all
+of them (flaxdil.train shares the outcome with the others), and the file
+says how many processes the holder leads.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ LOCK_NAME = '.lock'
 class WorkdirLock:
   """Held from `acquire` until `release` (or the process's end)."""
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, num_processes: int = 1):
     self.path = os.path.join(workdir, LOCK_NAME)
+    self.num_processes = num_processes
     self._fd = None
 
   def acquire(self) -> 'WorkdirLock':
@@ -38,8 +43,8 @@ class WorkdirLock:
           '--workdir.') from None
     os.ftruncate(fd, 0)
     os.write(fd, json.dumps({'host': socket.gethostname(), 'pid': os.getpid(),
-                             'since': time.strftime('%Y-%m-%d %H:%M:%S')}
-                            ).encode())
+                             'since': time.strftime('%Y-%m-%d %H:%M:%S'),
+                             'processes': self.num_processes}).encode())
     os.fsync(fd)
     self._fd = fd
     return self
@@ -60,7 +65,9 @@ class WorkdirLock:
 def _read_holder(fd: int) -> str:
   try:
     holder = json.loads(os.pread(fd, 4096, 0) or b'{}')
-    return (f'PID {holder["pid"]} on host {holder["host"]}, since '
+    processes = holder.get('processes', 1)
+    of_run = f' (process 0 of {processes})' if processes > 1 else ''
+    return (f'PID {holder["pid"]}{of_run} on host {holder["host"]}, since '
             f'{holder["since"]}')
   except (ValueError, KeyError, OSError):
     return 'holder unknown'

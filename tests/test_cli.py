@@ -89,6 +89,8 @@ def test_inspect_json_describes_the_paper_network(capsys):
     (['--config=configs/no_such_config.py'], 'cannot load config file'),
     (['--config=configs/tiny.py:dilation'], "config argument 'dilation' is not FIELD=VALUE"),
     (['--config.batch_size=abc'], 'flag --config.batch_size=abc'),
+    (['--coordinator_address=localhost:1', '--num_processes=2',
+      '--process_id=2'], 'must be in [0, --num_processes=2)'),
 ])
 def test_bad_input_is_a_clear_error_and_leaves_no_workdir(tmp_path, args, message):
   workdir = tmp_path / 'run'

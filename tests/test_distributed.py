@@ -1,0 +1,56 @@
+"""When a run asks for several processes, and what it must then say.
+
+The processes themselves are in test_multiprocess.py (slow tier); these
+check the decision, in-process, without ever starting jax.distributed.
+"""
+
+import pytest
+
+from flaxdil import distributed
+from flaxdil.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def no_cluster(monkeypatch):
+  for variable in ('JAX_COORDINATOR_ADDRESS', 'JAX_NUM_PROCESSES',
+                   'JAX_PROCESS_ID', 'SLURM_JOB_ID', 'OMPI_MCA_orte_hnp_uri'):
+    monkeypatch.delenv(variable, raising=False)
+
+
+def test_without_settings_the_run_stays_single_process():
+  assert distributed.initialize() is False
+  assert distributed.is_primary()
+  distributed.barrier('nothing-to-wait-for')
+  outcome = []
+  distributed.agree('decision', lambda: outcome.append('ran'))
+  assert outcome == ['ran']
+
+
+@pytest.mark.parametrize('args,env,message', [
+    ({'num_processes': 2, 'process_id': 0}, {},
+     'missing: --coordinator_address (or set JAX_COORDINATOR_ADDRESS)'),
+    ({}, {'JAX_COORDINATOR_ADDRESS': 'localhost:1234'},
+     'missing: --num_processes, --process_id'),
+    ({'coordinator_address': 'localhost:1', 'num_processes': 2,
+      'process_id': 5}, {}, '--process_id=5 must be in [0, --num_processes=2)'),
+    ({'coordinator_address': 'localhost', 'num_processes': 2,
+      'process_id': 0}, {}, 'must be HOST:PORT'),
+    ({}, {'JAX_COORDINATOR_ADDRESS': 'h:1', 'JAX_NUM_PROCESSES': 'two',
+          'JAX_PROCESS_ID': '0'}, 'must be integers'),
+])
+def test_an_incomplete_multi_process_request_is_a_clear_error(
+    monkeypatch, args, env, message):
+  for variable, value in env.items():
+    monkeypatch.setenv(variable, value)
+  with pytest.raises(ConfigError, match=None) as error:
+    distributed.initialize(**args)
+  assert message in str(error.value)
+
+
+def test_a_slurm_job_of_one_task_stays_single_process(monkeypatch):
+  monkeypatch.setenv('SLURM_JOB_ID', '7')
+  monkeypatch.setenv('SLURM_NTASKS', '1')
+  monkeypatch.setenv('SLURM_PROCID', '0')
+  monkeypatch.setenv('SLURM_LOCALID', '0')
+  monkeypatch.setenv('SLURM_STEP_NODELIST', 'node1')
+  assert distributed.initialize() is False
