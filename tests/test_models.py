@@ -121,10 +121,21 @@ def test_bad_dilation_is_a_config_error(tiny_config, bad):
     models.create_model(tiny_config, num_classes=10)
 
 
-def test_auto_picks_the_fast_kernels_on_cpu():
+def test_auto_picks_the_kernels_measured_fastest_on_each_backend(
+    tiny_config):
   assert jax.default_backend() == 'cpu'
   assert models.conv_impl('auto') == 'fast'
   assert models.conv_impl('lax') == 'lax'
+  # GPU (results/gpu_h200): the library's grouped convolutions, except for
+  # dilated depthwise filters.
+  assert models.conv_impl('auto', dilated=False, backend='gpu') == 'lax'
+  assert models.conv_impl('auto', dilated=True, backend='gpu') == 'fast'
+  assert models.conv_impl('auto', dilated=True, backend='tpu') == 'lax'
+  assert models.is_dilated(tiny_config)  # δ = 1.
+  tiny_config.dilation = 0
+  assert not models.is_dilated(tiny_config)
+  from configs import tiny
+  assert models.is_dilated(tiny.get_config('dilation=0:0:2'))
   with pytest.raises(ConfigError, match='conv_impl'):
     models.conv_impl('cudnn')
 

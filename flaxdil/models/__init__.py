@@ -22,19 +22,30 @@ CONV_IMPLS = ('auto',) + layers.CONV_IMPLS
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
-def conv_impl(name: str) -> str:
+def conv_impl(name: str, dilated: bool = False,
+              backend: str | None = None) -> str:
   """config.conv_impl → 'lax' or 'fast', the kernels of the convolutions.
 
-  'auto' picks what measures fastest on the default backend (bin/bench.py):
-  'fast' (sliced depthwise, matmul pointwise) on CPU, 'lax' on GPU and TPU,
-  whose convolution libraries run grouped convolutions natively.
+  'auto' picks what measures fastest on `backend` (default: JAX's default
+  backend), with bin/bench.py: 'fast' (sliced depthwise, matmul pointwise)
+  on CPU; on GPU and TPU 'lax', whose convolution libraries run grouped
+  convolutions natively, except for dilated depthwise filters (dilated:
+  some δ > 0), where XLA's GPU convolution is 16x slower than 'fast' in
+  training (paper's network, δ = 2, one H200: 2,943 vs 48,687 images/s;
+  results/gpu_h200/).
   """
   if name not in CONV_IMPLS:
     raise ConfigError(f'config.conv_impl must be one of {CONV_IMPLS}, got '
                       f'{name!r}.')
   if name == 'auto':
-    return 'fast' if jax.default_backend() == 'cpu' else 'lax'
+    backend = backend or jax.default_backend()
+    return 'fast' if backend == 'cpu' or (backend == 'gpu' and dilated) else 'lax'
   return name
+
+
+def is_dilated(config: ml_collections.ConfigDict) -> bool:
+  return (config.model == 'dilated_net' and
+          any(dilation.per_block(config.dilation, len(config.widths))))
 
 
 def create_model(config: ml_collections.ConfigDict, num_classes: int,
@@ -49,7 +60,8 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int,
   if config.dtype not in _DTYPES:
     raise ConfigError(f'config.dtype must be one of {sorted(_DTYPES)}, '
                       f'got {config.dtype!r}.')
-  bound = layers.bind(conv_impl(config.conv_impl), _DTYPES[config.dtype],
+  bound = layers.bind(conv_impl(config.conv_impl, is_dilated(config)),
+                      _DTYPES[config.dtype],
                       config.bn_momentum, axis_name)
   if config.model in baselines.BASELINES:
     if config.stem not in baselines.STEMS:
