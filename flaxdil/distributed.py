@@ -18,6 +18,7 @@ import os
 import sys
 
 import jax
+import numpy as np
 
 from flaxdil.errors import ConfigError, FlaxdilError
 
@@ -117,6 +118,15 @@ def quiet_unless_primary() -> None:
   on stderr, still come from every process)."""
   if not is_primary():
     sys.stdout = open(os.devnull, 'w')
+
+
+def process_0_decides(decision: bool) -> bool:
+  """Process 0's `decision`, on every process (a collective: every process
+  must call it at the same point)."""
+  if jax.process_count() == 1:
+    return decision
+  from jax.experimental import multihost_utils
+  return bool(multihost_utils.broadcast_one_to_all(np.asarray(decision)))
 
 
 def _client():

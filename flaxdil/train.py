@@ -266,8 +266,15 @@ def _train(run: _Run) -> float:
 
   def save_due(step) -> bool:
     minutes = config.checkpoint_every_minutes
-    return (step % run.checkpoint_every == 0 or bool(
-        minutes and time.monotonic() - last_save >= 60 * minutes))
+    if step % run.checkpoint_every == 0:
+      return True
+    if not minutes or (jax.process_count() > 1
+                       and step % config.log_every_steps):
+      return False
+    # Every process must take part in every save, and their clocks differ:
+    # with several, process 0's clock decides, at logging steps.
+    return distributed.process_0_decides(
+        time.monotonic() - last_save >= 60 * minutes)
 
   train_metrics, metrics = [], None
   try:

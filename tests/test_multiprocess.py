@@ -4,22 +4,20 @@ devices, resume and evaluate on other process counts, share one workdir
 lock, stop together on a signal, and fail fast when one dies.
 
 Every process is a `bin/main.py` subprocess with its own fake CPU devices
-(JAX_NUM_CPU_DEVICES); each test kills what it started, so a failure cannot
-hang the suite.
+(flaxdil.local_launch); every wait has a timeout and each test kills what
+it started, so a failure cannot hang the suite.
 """
 
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED_TFDS
+from conftest import SHARED_TFDS
+from flaxdil.local_launch import LocalRun
 
 pytestmark = pytest.mark.slow
 
@@ -42,68 +40,14 @@ _TINY = ['--config=configs/tiny.py', '--config.batch_size=16',
          '--config.eval_batch_size=24', *_DATA_ARGS]
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
-
-
-class _Run:
-  """P processes of bin/main.py with D devices each (P = 1: no
-  jax.distributed at all)."""
-
-  def __init__(self, processes: int, devices: int, args: list[str],
-               log_dir, name: str):
-    port = _free_port()
-    env = dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices),
-               JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1')
-    env.pop('XLA_FLAGS', None)  # conftest's 2 devices; each run sets its own.
-    self.logs = [log_dir / f'{name}.{i}.log' for i in range(processes)]
-    self.processes = []
-    for i, log in enumerate(self.logs):
-      joining = ([f'--coordinator_address=localhost:{port}',
-                  f'--num_processes={processes}', f'--process_id={i}']
-                 if processes > 1 else [])
-      self.processes.append(subprocess.Popen(
-          [sys.executable, '-c', _RUN_MAIN, *args, *joining], cwd=ROOT,
-          env=env, stdout=open(log, 'w'), stderr=subprocess.STDOUT))
-
-  def wait(self, timeout: float) -> list[int]:
-    deadline = time.monotonic() + timeout
-    try:
-      return [p.wait(max(deadline - time.monotonic(), 0.1))
-              for p in self.processes]
-    except subprocess.TimeoutExpired:
-      self.kill()
-      pytest.fail(f'processes still running after {timeout} s:\n'
-                  + self.output())
-
-  def kill(self) -> None:
-    for p in self.processes:
-      if p.poll() is None:
-        p.kill()
-        p.wait()
-
-  def output(self, i: int | None = None) -> str:
-    logs = self.logs if i is None else [self.logs[i]]
-    return '\n'.join(f'--- {log.name}\n{log.read_text()}' for log in logs)
-
-  def wait_for(self, text: str, timeout: float, i: int = 0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in self.logs[i].read_text():
-      if time.monotonic() > deadline or self.processes[i].poll() is not None:
-        self.kill()
-        pytest.fail(f'{text!r} not seen in {timeout} s:\n' + self.output())
-      time.sleep(0.2)
-
-
 @pytest.fixture
 def runs(tmp_path):
   """Starts runs; kills whatever is left of them at the end of the test."""
   started = []
 
   def start(processes, devices, args, name):
-    run = _Run(processes, devices, args, tmp_path, name)
+    run = LocalRun(processes, devices, args, str(tmp_path), name,
+                   command=[sys.executable, '-c', _RUN_MAIN])
     started.append(run)
     return run
 
@@ -174,9 +118,11 @@ def test_p_processes_train_like_one_process_with_all_their_devices(
 def test_a_signal_stops_every_process_at_one_step_and_any_count_resumes(
     runs, tmp_path):
   workdir = tmp_path / 'run'
+  # Saves by time, due at nearly every logging step: every process must
+  # join each (process 0's clock decides), or the run would hang.
   args = [*_TINY, '--config.num_train_steps=100000',
-          '--config.eval_every_steps=100000', '--config.log_every_steps=1',
-          f'--workdir={workdir}']
+          '--config.eval_every_steps=100000', '--config.log_every_steps=5',
+          '--config.checkpoint_every_minutes=0.001', f'--workdir={workdir}']
   first = runs(2, 1, args, 'first')
   first.wait_for('step ', timeout=180)
 
@@ -194,7 +140,10 @@ def test_a_signal_stops_every_process_at_one_step_and_any_count_resumes(
   stopped = [int(first.output(i).split('after step ')[1].split(':')[0])
              for i in (0, 1)]
   assert stopped[0] == stopped[1]
-  assert (workdir / 'checkpoints' / str(stopped[0])).is_dir()
+  saved = sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir()
+                 if p.name.isdigit())
+  assert saved[-1] == stopped[0]
+  assert saved[:-1] and all(step % 5 == 0 for step in saved[:-1])  # By time.
 
   # One process with two devices resumes the two processes' checkpoint...
   resumed = runs(1, 2, [*args, f'--config.num_train_steps={stopped[0] + 2}'],
