@@ -12,8 +12,9 @@ the same command on each, plus
 or the variables JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID;
 under SLURM or on a TPU pod slice JAX finds all three itself.
 
-Exit codes: 0 done, 2 bad input, 3 training diverged, 75 stopped by SIGTERM
-or SIGINT after saving a checkpoint (run the same command to resume).
+Exit codes: 0 done, 2 bad input, 3 training diverged, 4 another process of
+the run was lost, 75 stopped by SIGTERM or SIGINT after saving a checkpoint
+(after 4 or 75, run the same command(s) to resume).
 """
 
 import os

@@ -11,6 +11,13 @@ errors.Preempted), kill -9 (resume from the last checkpoint, bitwise as if
 uninterrupted), a non-finite step (errors.TrainingDiverged before anything
 non-finite is saved, or the step skipped), damaged checkpoints (the newest
 intact one is used), a second run on the same workdir (refused).
+
+With several processes (flaxdil.distributed) every process runs this same
+loop over its own devices and takes every decision at the same step: what
+they compute is global (pmean, psum), the stop after a signal is JAX's
+preemption sync point, and a save by time follows process 0's clock.
+Process 0 alone writes logs and results; a lost process ends the others
+(errors.ProcessLost).
 """
 
 from __future__ import annotations
@@ -310,7 +317,8 @@ def _train(run: _Run) -> float:
           writer.flush()
           run.store.wait()
           cause = (signal.Signals(signals.received).name
-                   if signals.received else 'a preemption notice')
+                   if signals.received else
+                   'a preemption notice (SIGTERM to a process of this run)')
           raise Preempted(
               f'{cause} after step {step}: checkpoint {step} is saved in '
               f'{run.store.directory}. Resume: run the same command again.')
