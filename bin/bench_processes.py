@@ -20,6 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 _LAYOUTS = flags.DEFINE_list('layouts', ['1x1', '1x2', '2x1'],
@@ -34,7 +35,6 @@ def _rate(workdir: str) -> float:
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     rates = [r['images_per_sec'] for r in map(json.loads, f)
              if r['split'] == 'train']
-  import numpy as np
   return float(np.median(rates[1:]))
 
 
@@ -67,7 +67,6 @@ def main(argv) -> None:
         rates.append(_rate(workdir))
         print(f'  {layout} run {repeat + 1}: {rates[-1]:8.1f} images/s '
               f'({time.monotonic() - start:.0f} s with start-up)', flush=True)
-      import numpy as np
       results[layout] = {'processes': processes, 'devices_per_process':
                          devices, 'images_per_sec_median':
                          float(np.median(rates)), 'images_per_sec_runs': rates}

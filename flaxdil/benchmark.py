@@ -109,7 +109,7 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
   macs = summary['total_macs']
   print(f'{cpu_description()}')
   print(f'{config.model} δ={config.dilation} conv_impl={config.conv_impl} '
-        f'({models.conv_impl(config.conv_impl, models.is_dilated(config))}), '
+        f'({models.config_conv_impl(config)}), '
         f'{summary["total_params"]:,} params, {macs / 1e6:.1f} M MACs/image, '
         f'batch {config.batch_size} on {len(placed)} x {placed[0].device_kind}',
         flush=True)

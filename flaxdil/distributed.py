@@ -137,6 +137,7 @@ def _client():
 def agree(name: str, compute) -> None:
   """Runs `compute()` on process 0 and makes every process share its
   outcome: each returns normally, or each raises process 0's FlaxdilError.
+  (Other processes never call `compute`; they may pass None.)
 
   For decisions only one process may take (the workdir lock), so that a
   refusal stops every process at once with the same message, rather than

@@ -129,19 +129,22 @@ class _LockOfProcess0:
 def _lock(workdir: str) -> WorkdirLock | _LockOfProcess0:
   """Creates the workdir if needed and takes its lock (process 0, for every
   process of the run), or says why not (on every process)."""
-  held = []
+  if not distributed.is_primary():
+    distributed.agree('workdir-lock', None)  # Raises process 0's refusal.
+    return _LockOfProcess0()
+  lock = WorkdirLock(workdir, jax.process_count())
 
   def acquire():
     try:
       os.makedirs(workdir, exist_ok=True)
-      held.append(WorkdirLock(workdir, jax.process_count()).acquire())
+      lock.acquire()
     except OSError as e:
       raise WorkdirError(f'cannot write to --workdir={workdir!r} '
                          f'({e.strerror}). Fix: use a directory you can '
                          'write to, on a disk with free space.') from None
 
   distributed.agree('workdir-lock', acquire)
-  return held[0] if held else _LockOfProcess0()
+  return lock
 
 
 def _restore(run: _Run) -> None:

@@ -48,6 +48,11 @@ def is_dilated(config: ml_collections.ConfigDict) -> bool:
           any(dilation.per_block(config.dilation, len(config.widths))))
 
 
+def config_conv_impl(config: ml_collections.ConfigDict) -> str:
+  """The kernels config's model is built with ('auto' resolved)."""
+  return conv_impl(config.conv_impl, is_dilated(config))
+
+
 def create_model(config: ml_collections.ConfigDict, num_classes: int,
                  axis_name: str | None = None):
   """Returns the (unbound) Flax module the config describes.
@@ -60,8 +65,7 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int,
   if config.dtype not in _DTYPES:
     raise ConfigError(f'config.dtype must be one of {sorted(_DTYPES)}, '
                       f'got {config.dtype!r}.')
-  bound = layers.bind(conv_impl(config.conv_impl, is_dilated(config)),
-                      _DTYPES[config.dtype],
+  bound = layers.bind(config_conv_impl(config), _DTYPES[config.dtype],
                       config.bn_momentum, axis_name)
   if config.model in baselines.BASELINES:
     if config.stem not in baselines.STEMS:
