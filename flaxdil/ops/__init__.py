@@ -1,1 +1,0 @@
-"""Convolution kernels with interchangeable implementations."""
