@@ -7,15 +7,11 @@ and reports medians. Uses random data of the dataset's shape, so it needs the
 dataset's metadata only. The last line printed is one JSON object.
 """
 
-import os
-import sys
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from flaxdil.errors import exit_on_user_error, parse_flags  # noqa: E402
+from flaxdil.cli.flags import parse_flags
+from flaxdil.errors import exit_on_user_error
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
                                           lock_config=True)
@@ -28,7 +24,7 @@ _LATENCY_CALLS = flags.DEFINE_integer('latency_calls', 50,
 def main(argv) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)
-  from flaxdil import benchmark  # Imports JAX: after flags.
+  from flaxdil.experiments import benchmark  # Imports JAX: after flags.
   with exit_on_user_error():
     benchmark.run(_CONFIG.value, runs=_RUNS.value, steps=_STEPS.value,
                   latency_calls=_LATENCY_CALLS.value)

@@ -1,5 +1,6 @@
 """Training throughput of one run laid out as P processes x D devices, on
-this machine (flaxdil.local_launch: localhost processes, fake CPU devices).
+this machine (flaxdil.experiments.local_launch: localhost processes, fake CPU
+devices).
 
   python bin/bench_processes.py --layouts=1x1,1x2,2x1 --repeats=3 -- \
       --config=configs/cifar10.py --config.data_dir=../shared/tensorflow_datasets \
@@ -18,10 +19,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+import numpy as np
+from absl import app, flags
 
 _LAYOUTS = flags.DEFINE_list('layouts', ['1x1', '1x2', '2x1'],
                              'PROCESSESxDEVICES, comma-separated.')
@@ -43,8 +42,8 @@ def main(argv) -> None:
   if not any(a.startswith('--config=') for a in main_args):
     raise app.UsageError('give bin/main.py\'s arguments after --, '
                          'at least --config=...')
-  from flaxdil.benchmark import cpu_description
-  from flaxdil.local_launch import LocalRun
+  from flaxdil.experiments.local_launch import LocalRun
+  from flaxdil.timing import cpu_description
   steps = _STEPS.value
   run_args = [*main_args, f'--config.num_train_steps={steps}',
               f'--config.log_every_steps={_LOG_EVERY.value}',

@@ -13,12 +13,8 @@ difference from the uninterrupted run; writes ROOT/faults.json.
 """
 
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 _ROOT = flags.DEFINE_string('root', None, 'Directory for both runs and logs.')
 _N = flags.DEFINE_integer('interruptions', 30, 'How many interruptions.')
@@ -29,7 +25,7 @@ _MAX_DELAY = flags.DEFINE_float(
 
 
 def main(argv) -> None:
-  from flaxdil import faults
+  from flaxdil.experiments import faults
   result = faults.run(argv[1:], _ROOT.value, _N.value, seed=_SEED.value,
                       max_delay=_MAX_DELAY.value)
   lost = result['steps_lost_per_interruption']

@@ -11,13 +11,10 @@ different models).
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from flaxdil.errors import exit_on_user_error  # noqa: E402
+from flaxdil.errors import exit_on_user_error
 
 _OUT = flags.DEFINE_string('out', None, 'Directory for table.md and the PNGs.')
 
@@ -25,7 +22,7 @@ _OUT = flags.DEFINE_string('out', None, 'Directory for table.md and the PNGs.')
 def main(argv) -> None:
   if len(argv) < 2:
     raise app.UsageError('give at least one workdir or sweep root')
-  from flaxdil import report
+  from flaxdil.experiments import report
   with exit_on_user_error():
     result = report.write_report(argv[1:], _OUT.value)
   print(result['table'])

@@ -12,13 +12,14 @@ our mixed-δ layout and four baselines, for the same wall-clock budget each).
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import app, flags, logging
 
-from absl import app, flags, logging  # noqa: E402
+from flaxdil.errors import exit_on_user_error
 
-from flaxdil.errors import exit_on_user_error  # noqa: E402
+# The sweeps' runs name config files of this checkout.
+_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), 'configs')
 
 _SWEEP = flags.DEFINE_string('sweep', None, 'table1 or table2.')
 _ROOT = flags.DEFINE_string('root', None, 'Directory for the runs\' workdirs.')
@@ -35,9 +36,9 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
-  from flaxdil import sweep  # Imports the configs (and JAX): after flags.
+  from flaxdil.experiments import sweep  # Imports JAX: after flags.
   with exit_on_user_error():
-    workdirs = sweep.run_sweep(_SWEEP.value, _ROOT.value, _SET.value,
+    workdirs = sweep.run_sweep(_SWEEP.value, _ROOT.value, _CONFIGS, _SET.value,
                                _BUDGET.value, _ONLY.value)
   print(f'Sweep {_SWEEP.value} done: {len(workdirs)} runs in {_ROOT.value}. '
         f'Report: python bin/report.py {_ROOT.value} --out=DIR')

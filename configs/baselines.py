@@ -8,12 +8,12 @@ v1, no auxiliary heads), vgg16; see flaxdil/models/baselines.py for how
 their CIFAR-10 stems differ from the published ImageNet ones.
 """
 
-from configs import cifar10
-from flaxdil.config_args import apply_arguments
+from flaxdil.config import files
+from flaxdil.config.args import apply_arguments
 
 
 def get_config(arg: str | None = None):
-  config = cifar10.get_config()
+  config = files.load('cifar10.py', relative_to=__file__)
   config.model = 'mobilenet_v1'
   config.stem = 'cifar'
   return apply_arguments(config, arg)

@@ -3,12 +3,12 @@
 Arguments, comma-separated: configs/cifar10.py:dilation=0,num_epochs=10
 """
 
-from configs import default
-from flaxdil.config_args import apply_arguments
+from flaxdil.config import defaults
+from flaxdil.config.args import apply_arguments
 
 
 def get_config(arg: str | None = None):
-  config = default.get_config()
+  config = defaults.get_config()
   config.dataset = 'cifar10'
   config.dilation = 2
   config.num_epochs = 30

@@ -13,16 +13,16 @@ Resolution is kept longer than in configs/cifar10.py (stride 2 at blocks 3,
 Arguments, comma-separated: configs/cifar10_mixed.py:num_epochs=10
 """
 
-from configs import default
-from flaxdil.config_args import apply_arguments
+from flaxdil.config import defaults
+from flaxdil.config.args import apply_arguments
 
 
 def get_config(arg: str | None = None):
-  config = default.get_config()
+  config = defaults.get_config()
   config.dataset = 'cifar10'
   config.widths = (32, 64, 128, 256, 512, 512, 1024, 1024, 1024)
   config.strides = (1, 1, 2, 1, 2, 1, 2, 1, 1)
-  with config.ignore_type():  # default.py declares the uniform (int) form.
+  with config.ignore_type():  # defaults.py declares the uniform (int) form.
     config.dilation = (0, 1, 0, 1, 0, 1, 0, 0, 0)
   # The recipe, sized to train in under an hour on a 2-core CPU (~330
   # images/s): Adam with decoupled weight decay on the kernels, one warm-up

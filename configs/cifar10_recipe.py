@@ -10,12 +10,12 @@ about an hour.
 Arguments, comma-separated: configs/cifar10_recipe.py:dilation=2,num_epochs=10
 """
 
-from configs import cifar10
-from flaxdil.config_args import apply_arguments
+from flaxdil.config import files
+from flaxdil.config.args import apply_arguments
 
 
 def get_config(arg: str | None = None):
-  config = cifar10.get_config()
+  config = files.load('cifar10.py', relative_to=__file__)
   config.dilation = 0
   config.num_epochs = 36
   config.weight_decay = 0.05

@@ -13,12 +13,12 @@ this layout beat that one, 65.85 % against 62.21 % (results/layouts).
 Arguments, comma-separated: configs/cifar10_recipe_mixed.py:num_epochs=10
 """
 
-from configs import cifar10_recipe
-from flaxdil.config_args import apply_arguments
+from flaxdil.config import files
+from flaxdil.config.args import apply_arguments
 
 
 def get_config(arg: str | None = None):
-  config = cifar10_recipe.get_config()
-  with config.ignore_type():  # default.py declares the uniform (int) form.
+  config = files.load('cifar10_recipe.py', relative_to=__file__)
+  with config.ignore_type():  # defaults.py declares the uniform (int) form.
     config.dilation = (0, 0, 1, 0, 1, 0, 0, 0, 0)
   return apply_arguments(config, arg)

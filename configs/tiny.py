@@ -1,11 +1,11 @@
 """A tiny model and budget for tests and smoke runs (seconds on a CPU)."""
 
-from configs import default
-from flaxdil.config_args import apply_arguments
+from flaxdil.config import defaults
+from flaxdil.config.args import apply_arguments
 
 
 def get_config(arg: str | None = None):
-  config = default.get_config()
+  config = defaults.get_config()
   config.widths = (8, 16, 16)
   config.strides = (1, 2, 2)
   config.dilation = 1

@@ -12,12 +12,12 @@ our reports, as in the paper; model selection holds examples out of train.
 Arguments, comma-separated: configs/tiny_imagenet.py:dilation=1
 """
 
-from configs import default
-from flaxdil.config_args import apply_arguments
+from flaxdil.config import defaults
+from flaxdil.config.args import apply_arguments
 
 
 def get_config(arg: str | None = None):
-  config = default.get_config()
+  config = defaults.get_config()
   config.dataset = 'tiny_imagenet'
   config.manual_dir = '../shared/data/tiny_imagenet'
   config.test_split = 'validation'

@@ -11,6 +11,7 @@ and the whole suite (README, .ci/run) is python -m pytest -q tests.
 
 import os
 import pathlib
+import subprocess
 import sys
 
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
@@ -29,20 +30,30 @@ jax.config.update('jax_compilation_cache_dir',
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 SHARED_TFDS = ROOT.parent / 'shared' / 'tensorflow_datasets'
 
 
-def pytest_configure(config):
-  config.addinivalue_line(
-      'markers', 'slow: trains end to end or runs a subprocess (deselect with '
-      '-m "not slow" for the fast inner loop)')
+def pytest_sessionstart(session):
+  # The command-line tests run flaxdil in subprocesses, which see only what
+  # is installed: one clear line instead of many failures.
+  found = subprocess.run([sys.executable, '-c', 'import flaxdil'],
+                         cwd='/', capture_output=True)
+  if found.returncode:
+    pytest.exit('flaxdil is not installed in this environment. Fix: pip '
+                'install -r requirements.txt -e . (README, set-up).', 2)
+
+
+def load_config(name: str, arg: str | None = None):
+  """configs/NAME.py's config (with its get_config argument), as --config=
+  loads it."""
+  from flaxdil.config import files
+  path = str(ROOT / 'configs' / f'{name}.py')
+  return files.load(f'{path}:{arg}' if arg else path)
 
 
 @pytest.fixture
 def tiny_config():
-  from configs import tiny
-  return tiny.get_config()
+  return load_config('tiny')
 
 
 @pytest.fixture

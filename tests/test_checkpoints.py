@@ -8,9 +8,10 @@ import jax
 import numpy as np
 import pytest
 
-from flaxdil import checkpoints, evaluation, train
-from flaxdil.devices import PmappedModel
 from flaxdil.errors import WorkdirError
+from flaxdil.training import evaluation, loop
+from flaxdil.training.devices import PmappedModel
+from flaxdil.workdir import checkpoints, record
 from test_steps import make_state, trees_close
 
 
@@ -45,22 +46,22 @@ def test_a_workdir_from_before_the_ema_is_refused_with_one(tiny_config, tmp_path
   saved = json.loads(tiny_config.to_json_best_effort())
   del saved['ema_decay']  # Written before the field existed: no EMA kept.
   (tmp_path / 'config.json').write_text(json.dumps(saved))
-  assert checkpoints.check_workdir_config(tiny_config, str(tmp_path)) == saved
+  assert record.check_identity(tiny_config, str(tmp_path)) == saved
   tiny_config.ema_decay = 0.999
   with pytest.raises(WorkdirError, match='ema_decay: workdir has 0.0'):
-    checkpoints.check_workdir_config(tiny_config, str(tmp_path))
+    record.check_identity(tiny_config, str(tmp_path))
 
 
 def test_a_different_model_is_refused_before_anything_is_written(
     tiny_config, tmp_path):
   workdir = tmp_path / 'run'
   workdir.mkdir()
-  checkpoints.save_workdir_config(tiny_config, str(workdir))
+  record.start_session(tiny_config, str(workdir), {})
   before = (workdir / 'config.json').read_text()
   tiny_config.widths = (8, 16, 32)
   with pytest.raises(WorkdirError, match=r'widths: workdir has \[8, 16, 16\]'):
-    train.train_and_evaluate(tiny_config, str(workdir))
-  assert os.listdir(workdir) == ['config.json']
+    loop.train_and_evaluate(tiny_config, str(workdir))
+  assert sorted(os.listdir(workdir)) == ['config.json', 'sessions.jsonl']
   assert (workdir / 'config.json').read_text() == before
 
 
@@ -74,7 +75,7 @@ def test_resumed_run_continues_identically(tiny_config, tmp_path, mock_cifar):
   tiny_config.checkpoint_every_steps = 1
   tiny_config.keep_checkpoints = 10
   workdir = str(tmp_path / 'run')
-  first = train.train_and_evaluate(tiny_config, workdir)
+  first = loop.train_and_evaluate(tiny_config, workdir)
   uninterrupted = _read_params(tiny_config, workdir, 4)
   seconds_at_2 = json.load(open(os.path.join(workdir, 'train_seconds.json')))['2']
   # A run killed after step 3 whose checkpoint 3 was then damaged: resume
@@ -82,7 +83,7 @@ def test_resumed_run_continues_identically(tiny_config, tmp_path, mock_cifar):
   shutil.rmtree(os.path.join(workdir, 'checkpoints', '4'))
   os.remove(os.path.join(workdir, 'checkpoints', '3', 'default', 'manifest.ocdbt'))
   os.remove(os.path.join(workdir, 'summary.json'))
-  second = train.train_and_evaluate(tiny_config, workdir)
+  second = loop.train_and_evaluate(tiny_config, workdir)
   resumed = _read_params(tiny_config, workdir, 4)
   trees_close(resumed, uninterrupted, rtol=0, atol=0)
   assert second['test_accuracy'] == first['test_accuracy']
@@ -98,7 +99,7 @@ def test_resumed_run_continues_identically(tiny_config, tmp_path, mock_cifar):
 def test_evaluation_restores_the_ema_weights(tiny_config, tmp_path, mock_cifar):
   tiny_config.ema_decay = 0.9
   workdir = str(tmp_path / 'run')
-  train.train_and_evaluate(tiny_config, workdir)
+  loop.train_and_evaluate(tiny_config, workdir)
   store = checkpoints.CheckpointStore(workdir, create=False)
   saved = store.restore(4, PmappedModel(tiny_config).abstract_state())
   store.close()

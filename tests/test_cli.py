@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT
-from configs import cifar10
-from flaxdil import cli
+from conftest import ROOT, load_config
+from flaxdil.cli import modes
 
 def _run(*args, check=True, script='main.py'):
   result = subprocess.run([sys.executable, str(ROOT / 'bin' / script), *args],
@@ -23,8 +22,9 @@ def _run(*args, check=True, script='main.py'):
 @pytest.mark.slow
 def test_train_then_eval_on_real_cifar10(shared_tfds_dir, tmp_path):
   workdir = str(tmp_path / 'run')
-  common = ['--config=configs/tiny.py', f'--config.data_dir={shared_tfds_dir}',
-            f'--workdir={workdir}']
+  # A TFDS slice in the config file's argument stays a split name.
+  common = ['--config=configs/tiny.py:train_split=train[:3000]',
+            f'--config.data_dir={shared_tfds_dir}', f'--workdir={workdir}']
   trained = _run(*common, '--config.num_train_steps=3',
                  '--config.eval_every_steps=3')
   assert 'step 3/3' in trained.stdout and 'test accuracy' in trained.stdout
@@ -40,7 +40,7 @@ def test_train_then_eval_on_real_cifar10(shared_tfds_dir, tmp_path):
 
 
 def test_inspect_json_describes_the_paper_network(capsys):
-  summary = cli.inspect_model(cifar10.get_config(), as_json=True)
+  summary = modes.inspect_model(load_config('cifar10'), as_json=True)
   assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(summary))
   assert abs(summary['total_params'] - 3.1e6) <= 0.1e6
   depthwise = [l for l in summary['layers'] if l['kind'] == 'depthwise_conv']
@@ -73,7 +73,7 @@ def test_inspect_json_describes_the_paper_network(capsys):
     assert cost['separable_macs'] / dense == pytest.approx(1 / n + 1 / 9)
   # The paper's layout at 32×32: 60.3 M multiply-adds (README, BENCHMARKS).
   assert summary['total_macs'] == pytest.approx(60.3e6, rel=1e-3)
-  cli.inspect_model(cifar10.get_config('dilation=0'))
+  modes.inspect_model(load_config('cifar10', 'dilation=0'))
   table = capsys.readouterr().out
   assert 'Joint modules, Eq. (2)-(4)' in table and '0/1' in table
 
@@ -82,7 +82,9 @@ def test_inspect_json_describes_the_paper_network(capsys):
 @pytest.mark.parametrize('args,message', [
     # One of each way out: model, data, workdir and the flags themselves
     # (the range of every field is checked in-process, test_reliability).
-    (['--config.dilation=-1'], 'must be an integer >= 0'),
+    (['--config.dilation=-1'], 'config.dilation=-1 is not allowed'),
+    (['--config=configs/tiny.py:widths=8:0:16'],
+     'config.widths=(8, 0, 16) is not allowed'),
     (['--config.data_dir=/no/such/dir'], 'does not exist'),
     (['--mode=eval'], 'no checkpoints'),
     (['--config.no_such_field=1'], "unknown config field 'no_such_field'"),
@@ -108,6 +110,9 @@ def test_a_bad_config_file_or_workdir_is_a_clear_error(tmp_path, shared_tfds_dir
   broken.write_text('def get_config(:\n')
   a_file = tmp_path / 'a_file'
   a_file.write_text('')
+  damaged = tmp_path / 'damaged'
+  damaged.mkdir()
+  (damaged / 'config.json').write_text('{"model": ')
   for args, message in [
       ([f'--config={broken}', f'--workdir={tmp_path / "run"}'],
        'has a syntax error at line 1'),
@@ -116,11 +121,15 @@ def test_a_bad_config_file_or_workdir_is_a_clear_error(tmp_path, shared_tfds_dir
       # Found only when creating it, after the data is read.
       (['--config=configs/tiny.py', '--workdir=/proc/flaxdil',
         f'--config.data_dir={shared_tfds_dir}'],
-       "cannot write to --workdir='/proc/flaxdil'")]:
+       "cannot write to --workdir='/proc/flaxdil'"),
+      (['--config=configs/tiny.py', f'--workdir={damaged}'],
+       f'{damaged}/config.json is not valid JSON (line 1, column 11')]:
     result = _run(*args, check=False)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert 'Traceback' not in result.stderr
-  assert sorted(os.listdir(tmp_path)) == ['a_file', 'broken.py']
+  assert sorted(os.listdir(tmp_path)) == ['a_file', 'broken.py', 'damaged']
+  assert os.listdir(damaged) == ['config.json']
+  assert (damaged / 'config.json').read_text() == '{"model": '
 
 
 @pytest.mark.slow
@@ -134,9 +143,9 @@ def test_bench_runs_in_a_tiny_mode():
   # The figures agree with each other and with the model: training costs
   # 3 × 2 FLOPs per multiply-add of the tiny model, and the share of the
   # matmul peak is that cost at the measured rate.
-  from configs import tiny
-  from flaxdil import model_summary, models
-  macs = model_summary.summarize(models.create_model(tiny.get_config(), 10),
+  from flaxdil import models
+  from flaxdil.inspection import summary as model_summary
+  macs = model_summary.summarize(models.create_model(load_config('tiny'), 10),
                                  (32, 32, 3))['total_macs']
   assert figures['train_gflops_per_image'] == round(6 * macs / 1e9, 3)
   share = (6 * macs * figures['train_images_per_sec']

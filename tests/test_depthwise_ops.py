@@ -7,10 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import tiny
+from conftest import load_config
 from flaxdil import models
-from flaxdil.models import layers
-from flaxdil.ops import depthwise
+from flaxdil.models import depthwise, layers
 
 
 def _value_and_grads(conv, x, kernel, cotangent, stride, rate):
@@ -48,7 +47,7 @@ def test_skipped_taps_read_only_padding():
 
 def test_whole_train_step_gradients_agree_in_float64():
   """Same params, same batch: lax and fast give the same loss and grads."""
-  config = tiny.get_config()
+  config = load_config('tiny')
   labels = jnp.arange(4) % 10
   results = []
   with jax.enable_x64():

@@ -1,12 +1,12 @@
 """When a run asks for several processes, and what it must then say.
 
 The processes themselves are in test_multiprocess.py (slow tier); these
-check the decision, in-process, without ever starting jax.distributed.
+check the decision, in-process, without ever starting jax.processes.
 """
 
 import pytest
 
-from flaxdil import distributed
+from flaxdil.distributed import processes
 from flaxdil.errors import ConfigError
 
 
@@ -18,11 +18,11 @@ def no_cluster(monkeypatch):
 
 
 def test_without_settings_the_run_stays_single_process():
-  assert distributed.initialize() is False
-  assert distributed.is_primary()
-  distributed.barrier('nothing-to-wait-for')
+  assert processes.initialize() is False
+  assert processes.is_primary()
+  processes.barrier('nothing-to-wait-for')
   outcome = []
-  distributed.agree('decision', lambda: outcome.append('ran'))
+  processes.agree('decision', lambda: outcome.append('ran'))
   assert outcome == ['ran']
 
 
@@ -43,7 +43,7 @@ def test_an_incomplete_multi_process_request_is_a_clear_error(
   for variable, value in env.items():
     monkeypatch.setenv(variable, value)
   with pytest.raises(ConfigError, match=None) as error:
-    distributed.initialize(**args)
+    processes.initialize(**args)
   assert message in str(error.value)
 
 
@@ -53,4 +53,4 @@ def test_a_slurm_job_of_one_task_stays_single_process(monkeypatch):
   monkeypatch.setenv('SLURM_PROCID', '0')
   monkeypatch.setenv('SLURM_LOCALID', '0')
   monkeypatch.setenv('SLURM_STEP_NODELIST', 'node1')
-  assert distributed.initialize() is False
+  assert processes.initialize() is False

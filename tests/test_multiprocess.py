@@ -4,7 +4,7 @@ devices, resume and evaluate on other process counts, share one workdir
 lock, stop together on a signal, and fail fast when one dies.
 
 Every process is a `bin/main.py` subprocess with its own fake CPU devices
-(flaxdil.local_launch); every wait has a timeout and each test kills what
+(flaxdil.experiments.local_launch); every wait has a timeout and each test kills what
 it started, so a failure cannot hang the suite.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_TFDS
-from flaxdil.local_launch import LocalRun
+from flaxdil.experiments.local_launch import LocalRun
 
 pytestmark = pytest.mark.slow
 

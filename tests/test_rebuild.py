@@ -9,7 +9,9 @@ import jax
 import numpy as np
 import pytest
 
-from flaxdil import cli, data, evaluation, train
+from flaxdil.cli import modes
+from flaxdil.data import augment, source
+from flaxdil.training import evaluation, loop
 
 
 def _node(tree, name):
@@ -41,27 +43,27 @@ def rebuild(summary, variables, images):
   def forward(x):
     outputs = {'input': x}
     for layer in summary['layers']:
-      (source,) = [outputs[name] for name in layer['inputs']]
+      (layer_input,) = [outputs[name] for name in layer['inputs']]
       kind, name = layer['kind'], layer['name']
       if kind == 'depthwise_conv':
-        y = _depthwise(source, _node(variables['params'], name)['kernel'],
+        y = _depthwise(layer_input, _node(variables['params'], name)['kernel'],
                        layer['stride'], layer['lax_dilation'],
                        layer['padding'][0][0])
       elif kind == 'conv':
         assert layer['kernel'] == [1, 1] and layer['stride'] == 1
-        y = source @ _node(variables['params'], name)['kernel'][0, 0]
+        y = layer_input @ _node(variables['params'], name)['kernel'][0, 0]
       elif kind == 'batch_norm':
         p = _node(variables['params'], name)
         s = _node(variables['batch_stats'], name)
-        y = ((source - s['mean']) / np.sqrt(s['var'] + layer['epsilon'])
+        y = ((layer_input - s['mean']) / np.sqrt(s['var'] + layer['epsilon'])
              * p['scale'] + p['bias'])
       elif kind == 'relu':
-        y = np.maximum(source, 0)
+        y = np.maximum(layer_input, 0)
       elif kind == 'global_avg_pool':
-        y = source.mean(axis=(1, 2))
+        y = layer_input.mean(axis=(1, 2))
       elif kind == 'dense':
         p = _node(variables['params'], name)
-        y = source @ p['kernel'] + p['bias']
+        y = layer_input @ p['kernel'] + p['bias']
       else:
         raise AssertionError(f'unexpected layer kind {kind}')
       outputs[name] = y
@@ -79,9 +81,9 @@ def test_a_numpy_rebuild_from_the_inspection_json_matches_the_logits(
   tiny_config.ema_decay = 0.9
   tiny_config.test_time_flip = True
   workdir = str(tmp_path / 'run')
-  train.train_and_evaluate(tiny_config, workdir)
+  loop.train_and_evaluate(tiny_config, workdir)
   capsys.readouterr()
-  cli.inspect_model(tiny_config, workdir, as_json=True)
+  modes.inspect_model(tiny_config, workdir, as_json=True)
   summary = json.loads(capsys.readouterr().out)
   assert summary['weights'] == 'ema' and summary['test_time_flip']
   assert summary['input']['layout'] == 'NHWC'
@@ -94,10 +96,10 @@ def test_a_numpy_rebuild_from_the_inspection_json_matches_the_logits(
   variables = jax.tree_util.tree_map(
       lambda a: np.asarray(a, np.float64),
       {'params': state.params, 'batch_stats': state.batch_stats})
-  test = data.load_split(tiny_config, 'test')
+  test = source.load_split(tiny_config, 'test')
   got = rebuild(summary, variables, test.images)
 
-  normalized = data.normalize(test.images, summary['input']['normalization']['mean'],
+  normalized = augment.normalize(test.images, summary['input']['normalization']['mean'],
                               summary['input']['normalization']['std'])
   predict = jax.jit(lambda x: state.apply_fn(
       {'params': state.params, 'batch_stats': state.batch_stats}, x,

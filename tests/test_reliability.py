@@ -7,7 +7,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -17,11 +16,13 @@ import orbax.checkpoint as ocp
 import pytest
 
 from conftest import ROOT, SHARED_TFDS
-from flaxdil import checkpoints, devices, evaluation, faults, steps, train
-from flaxdil.devices import PmappedModel
-from flaxdil.errors import (ConfigError, TrainingDiverged, WorkdirError)
-from flaxdil.metrics_log import MetricsWriter
-from flaxdil.workdir_lock import WorkdirLock
+from flaxdil.errors import ConfigError, TrainingDiverged, WorkdirError
+from flaxdil.experiments import faults
+from flaxdil.training import devices, evaluation, loop, steps
+from flaxdil.training.devices import PmappedModel
+from flaxdil.training.metrics_log import MetricsWriter
+from flaxdil.workdir import checkpoints, files
+from flaxdil.workdir.lock import WorkdirLock
 from test_steps import INFO, fake_split, make_state
 
 
@@ -43,7 +44,7 @@ def test_a_field_out_of_range_is_refused_before_the_workdir_exists(
     tiny_config, tmp_path, field, value, allowed):
   tiny_config[field] = value
   with pytest.raises(ConfigError) as error:
-    train.train_and_evaluate(tiny_config, str(tmp_path / 'run'))
+    loop.train_and_evaluate(tiny_config, str(tmp_path / 'run'))
   assert f'config.{field}={value!r} is not allowed: use ' in str(error.value)
   assert allowed in str(error.value)
   assert not (tmp_path / 'run').exists()
@@ -51,7 +52,7 @@ def test_a_field_out_of_range_is_refused_before_the_workdir_exists(
 
 def test_every_json_file_is_strict(tmp_path):
   path = str(tmp_path / 'x.json')
-  checkpoints.write_json_atomic(path, {'loss': math.nan, 'x': [math.inf, 1.5]})
+  files.write_json_atomic(path, {'loss': math.nan, 'x': [math.inf, 1.5]})
 
   def refuse(name):
     raise ValueError(name)
@@ -87,7 +88,7 @@ def test_a_second_run_on_a_workdir_is_refused_at_once(tiny_config, tmp_path):
   with WorkdirLock(str(workdir)):
     with pytest.raises(WorkdirError, match=rf'in use by another run \(PID '
                        rf'{os.getpid()} on host '):
-      train.train_and_evaluate(tiny_config, str(workdir))
+      loop.train_and_evaluate(tiny_config, str(workdir))
   assert sorted(os.listdir(workdir)) == ['.lock', 'keep.txt']
   WorkdirLock(str(workdir)).acquire().release()  # Free again.
 
@@ -96,7 +97,7 @@ def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path):
   holder = subprocess.Popen(
       [sys.executable, '-c', 'import os, signal, sys, time; '
        f'sys.path.insert(0, {str(ROOT)!r}); '
-       'from flaxdil.workdir_lock import WorkdirLock; '
+       'from flaxdil.workdir.lock import WorkdirLock; '
        f'WorkdirLock({str(tmp_path)!r}).acquire(); print("held", flush=True); '
        'time.sleep(60)'], stdout=subprocess.PIPE, text=True)
   assert holder.stdout.readline().strip() == 'held'
@@ -202,7 +203,7 @@ def test_nonfinite_steps_are_skipped_when_asked(tiny_config):
   keys = devices.shard(jax.random.split(jax.random.key(0), 16)[None], placed)
   huge = lambda step: 1e38  # One step makes the weights ~1e38: the next overflows.
   step = jax.pmap(functools.partial(
-      steps.train_step, config=tiny_config, info=INFO, learning_rate_fn=huge),
+      steps.train_step, config=tiny_config, info=INFO),
       axis_name=steps.AXIS, devices=placed)
   state = devices.replicate(make_state(tiny_config, huge), placed)
   state, first = step(state, batch, keys)
@@ -225,14 +226,14 @@ def test_divergence_stops_training_and_saves_nothing_nonfinite(
   with pytest.raises(TrainingDiverged, match=r'diverged at step 2: the loss '
                      r'\(.*\) or a gradient is not finite.*last good '
                      r'checkpoint is step 1'):
-    train.train_and_evaluate(tiny_config, workdir)
+    loop.train_and_evaluate(tiny_config, workdir)
   store = checkpoints.CheckpointStore(workdir, create=False)
   assert store.all_steps() == [1]
   store.close()
   assert not os.path.exists(os.path.join(workdir, 'summary.json'))
   # Skipping instead: the run ends, its metrics count the skipped steps.
   tiny_config.skip_nonfinite_steps = True
-  summary = train.train_and_evaluate(tiny_config, str(tmp_path / 'skip'))
+  summary = loop.train_and_evaluate(tiny_config, str(tmp_path / 'skip'))
   records = [json.loads(l) for l in open(tmp_path / 'skip' / 'metrics.jsonl')]
   assert sum(r.get('nonfinite_steps', 0) for r in records) == 3  # Steps 2-4.
   assert summary['final_step'] == 4
@@ -265,12 +266,12 @@ def test_checkpoints_are_also_saved_by_time(tiny_config, tmp_path, mock_cifar):
   tiny_config.eval_every_steps = 4  # Validation (and its checkpoint) at 4 only.
   tiny_config.keep_checkpoints = 10
   tiny_config.checkpoint_every_minutes = 1e-9  # Due after every step.
-  train.train_and_evaluate(tiny_config, str(tmp_path / 'on'))
+  loop.train_and_evaluate(tiny_config, str(tmp_path / 'on'))
   store = checkpoints.CheckpointStore(str(tmp_path / 'on'), create=False)
   assert store.all_steps() == [1, 2, 3, 4]
   store.close()
   tiny_config.checkpoint_every_minutes = 0.0  # Off: only the validation's.
-  train.train_and_evaluate(tiny_config, str(tmp_path / 'off'))
+  loop.train_and_evaluate(tiny_config, str(tmp_path / 'off'))
   store = checkpoints.CheckpointStore(str(tmp_path / 'off'), create=False)
   assert store.all_steps() == [4]
   store.close()
@@ -290,7 +291,7 @@ def test_a_full_disk_during_training_is_a_clear_error_and_resumable(
   monkeypatch.setattr(MetricsWriter, 'write', full_after_step_2)
   with pytest.raises(WorkdirError, match='is full .* checkpoints already '
                      'written are intact'):
-    train.train_and_evaluate(tiny_config, workdir)
+    loop.train_and_evaluate(tiny_config, workdir)
   monkeypatch.undo()  # Space freed.
-  summary = train.train_and_evaluate(tiny_config, workdir)
+  summary = loop.train_and_evaluate(tiny_config, workdir)
   assert summary['final_step'] == 4

@@ -6,10 +6,12 @@ import jax
 import numpy as np
 import pytest
 
-from flaxdil import data, devices, models, steps
-from flaxdil.errors import ConfigError
+from conftest import load_config
+from flaxdil import models
+from flaxdil.data import augment, batches, source
+from flaxdil.training import devices, steps
 
-INFO = data.DatasetInfo('fake', 10, (12, 12, 3), (127.5,) * 3, (127.5,) * 3)
+INFO = source.DatasetInfo('fake', 10, (12, 12, 3), (127.5,) * 3, (127.5,) * 3)
 
 
 def make_state(config, schedule=None):
@@ -30,9 +32,9 @@ def trees_close(a, b, **tolerance):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), **tolerance)
 
 
-def _pmapped_train_step(config, placed, schedule):
+def _pmapped_train_step(config, placed):
   return jax.pmap(functools.partial(
-      steps.train_step, config=config, info=INFO, learning_rate_fn=schedule),
+      steps.train_step, config=config, info=INFO),
       axis_name=steps.AXIS, devices=placed)
 
 
@@ -44,8 +46,7 @@ def test_two_devices_match_one(tiny_config):
   finals = []
   for placed in (jax.local_devices()[:1], jax.local_devices()[:2]):
     step = jax.pmap(functools.partial(
-        steps.train_on_device_data, config=tiny_config, info=INFO,
-        learning_rate_fn=lambda step: 1e-3),
+        steps.train_on_device_data, config=tiny_config, info=INFO),
         axis_name=steps.AXIS, devices=placed)
     state = devices.replicate(make_state(tiny_config), placed)
     on_device = devices.replicate({'image': images, 'label': labels}, placed)
@@ -64,7 +65,7 @@ def test_test_time_flip_averages_the_logits_of_both_mirror_images(tiny_config):
   batch = {'image': images[None], 'label': labels[None],
            'mask': np.ones((1, 6), bool)}
   state = make_state(tiny_config)
-  normalized = data.normalize(images, INFO.mean, INFO.std)
+  normalized = augment.normalize(images, INFO.mean, INFO.std)
   logits = jax.jit(lambda x: state.apply_fn(
       {'params': state.params, 'batch_stats': state.batch_stats}, x,
       train=False))
@@ -88,7 +89,7 @@ def test_train_step_lowers_the_loss_and_averages_the_weights(tiny_config):
   batch = devices.shard({'image': images[None], 'label': labels[None]}, placed)
   keys = devices.shard(jax.random.split(jax.random.key(0), 16)[None], placed)
   schedule = lambda step: 1e-2
-  step = _pmapped_train_step(tiny_config, placed, schedule)
+  step = _pmapped_train_step(tiny_config, placed)
   state = make_state(tiny_config, schedule)
   trees_close(state.ema['params'], state.params, rtol=0, atol=0)
   states, losses = [state], []
@@ -127,19 +128,27 @@ def test_schedule_warms_up_then_decays_and_warns_when_warmup_is_the_whole_run(
 def test_steps_per_epoch_is_the_epoch_length_of_the_batch_order():
   """The host's epoch length (schedule, logs) is the device's: the batch
   order starts a new permutation exactly every steps_per_epoch steps."""
-  epoch_steps = data.steps_per_epoch(23, 5)
+  epoch_steps = batches.steps_per_epoch(23, 5)
   assert epoch_steps == 4
   key = jax.random.key(0)
-  first = np.concatenate([data.epoch_batch_indices(key, s, 23, 5)
+  first = np.concatenate([batches.epoch_batch_indices(key, s, 23, 5)
                           for s in range(epoch_steps)])
   assert len(set(first.tolist())) == 20  # One epoch: no example twice.
-  with pytest.raises(ConfigError, match='batch_size=24 is larger than the 23'):
-    data.steps_per_epoch(23, 24)
   assert steps.total_train_steps(_with_epochs(3), epoch_steps) == 12
 
 
 def _with_epochs(num_epochs):
-  from configs import tiny
-  config = tiny.get_config()
+  config = load_config('tiny')
   config.num_train_steps, config.num_epochs = -1, num_epochs
   return config
+
+
+def test_periodic_actions_are_due_every_n_steps_and_at_the_end():
+  from flaxdil.training.periodic import Clock, itstime
+  due = [s for s in range(1, 11) if itstime(s, 4, total_steps=10)]
+  assert due == [4, 8, 10]
+  assert [s for s in range(1, 11) if itstime(s, 4, 10, last=False)] == [4, 8]
+  assert [s for s in range(1, 11) if itstime(s, -1, 10)] == [10]
+  assert not Clock(0.0).due(may_ask=True)        # Off.
+  assert not Clock(1.0).due(may_ask=True)        # A minute has not passed.
+  assert Clock(1e-9).due(may_ask=True)

@@ -9,10 +9,12 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import ROOT
-from flaxdil import models, report, sweep
-from flaxdil.models import baselines
+from flaxdil import models
 from flaxdil.errors import ConfigError
+from flaxdil.experiments import report, sweep
+from flaxdil.models import baselines
 
+CONFIGS = str(ROOT / 'configs')
 _TINY_SWEEP = [sweep.Run('delta0', 'tiny', 'dilation=0'),
                sweep.Run('delta1', 'tiny', 'dilation=1')]
 
@@ -31,7 +33,7 @@ def test_every_named_sweep_builds_the_models_it_names():
   built = {}
   for name, runs in sweep.SWEEPS.items():
     for run in runs:
-      config = sweep.load_config(run)
+      config = sweep.load_config(run, CONFIGS)
       assert config.dataset == 'cifar10', (name, run)
       built[name, run.name] = models.create_model(config, 10)
   assert [built['table2', f'delta{d}'].dilations for d in range(4)] == [
@@ -46,13 +48,13 @@ def test_every_named_sweep_builds_the_models_it_names():
 @pytest.mark.slow
 def test_sweep_trains_each_run_then_skips_finished_ones(tiny_sweep, tmp_path, capsys):
   root = str(tmp_path / 'sweep')
-  workdirs = sweep.run_sweep('tiny', root, 'num_train_steps=2')
+  workdirs = sweep.run_sweep('tiny', root, CONFIGS, 'num_train_steps=2')
   assert [os.path.basename(w) for w in workdirs] == ['delta0', 'delta1']
   for workdir, dilation in zip(workdirs, (0, 1)):
     assert json.load(open(os.path.join(workdir, 'config.json')))['dilation'] == dilation
     assert os.path.exists(os.path.join(workdir, 'summary.json'))
   capsys.readouterr()
-  sweep.run_sweep('tiny', root, 'num_train_steps=2')
+  sweep.run_sweep('tiny', root, CONFIGS, 'num_train_steps=2')
   assert capsys.readouterr().out.count('finished earlier, skipped') == 2
 
   out = str(tmp_path / 'report')
@@ -69,7 +71,7 @@ def test_sweep_trains_each_run_then_skips_finished_ones(tiny_sweep, tmp_path, ca
 @pytest.mark.slow
 def test_budget_is_measured_once_and_kept(tiny_sweep, tmp_path):
   root = str(tmp_path / 'sweep')
-  sweep.run_sweep('tiny', root, '', budget_minutes=0.02, only=['delta1'])
+  sweep.run_sweep('tiny', root, CONFIGS, '', budget_minutes=0.02, only=['delta1'])
   workdir = os.path.join(root, 'delta1')
   budget = json.load(open(os.path.join(workdir, 'budget.json')))
   assert budget['measured_train_images_per_sec'] > 0
@@ -82,9 +84,9 @@ def test_budget_is_measured_once_and_kept(tiny_sweep, tmp_path):
 
 def test_unknown_sweep_or_run_is_refused(tmp_path):
   with pytest.raises(ConfigError, match='unknown sweep'):
-    sweep.run_sweep('table9', str(tmp_path))
+    sweep.run_sweep('table9', str(tmp_path), CONFIGS)
   with pytest.raises(ConfigError, match='--only names runs'):
-    sweep.run_sweep('table2', str(tmp_path), only=['delta7'])
+    sweep.run_sweep('table2', str(tmp_path), CONFIGS, only=['delta7'])
   assert not os.listdir(tmp_path)
 
 

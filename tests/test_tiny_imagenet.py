@@ -11,10 +11,10 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from conftest import ROOT
-from configs import tiny, tiny_imagenet as tiny_imagenet_config
-from flaxdil import cli, data, train
-from flaxdil import tiny_imagenet
+from conftest import ROOT, load_config
+from flaxdil.cli import modes
+from flaxdil.data import source, tiny_imagenet
+from flaxdil.training import loop
 from flaxdil.errors import DataError
 
 SHARED_ZIP = ROOT.parent / 'shared' / 'data' / 'tiny_imagenet' / tiny_imagenet.ZIP_NAME
@@ -57,7 +57,7 @@ def fake_config(tmp_path):
   manual = tmp_path / 'manual'
   manual.mkdir()
   write_fake_zip(str(manual / tiny_imagenet.ZIP_NAME))
-  config = tiny.get_config()
+  config = load_config('tiny')
   config.dataset = 'tiny_imagenet'
   config.manual_dir = str(manual)
   config.data_dir = str(tmp_path / 'tfds')
@@ -72,19 +72,20 @@ def _zip_image(manual_dir, name):
 
 
 def test_builder_prepares_train_and_validation_exactly(fake_config):
-  info = data.dataset_info(fake_config)
+  info = source.dataset_info(fake_config)
   assert (info.num_classes, info.image_shape) == (200, (64, 64, 3))
-  train_split = data.load_split(fake_config, 'train')
-  validation = data.load_split(fake_config, 'validation')
+  train_split = source.load_split(fake_config, 'train')
+  validation = source.load_split(fake_config, 'validation')
   assert train_split.images.shape == (400, 64, 64, 3)
   assert train_split.images.dtype == np.uint8
   assert np.bincount(train_split.labels, minlength=200).tolist() == [2] * 200
   assert np.bincount(validation.labels, minlength=200).tolist() == [1] * 200
   # Pixels and labels are the zip's: compare records by id.
-  source = tfds.builder('tiny_imagenet', data_dir=fake_config.data_dir
-                        ).as_data_source(split='validation')
+  validation_source = tfds.builder(
+      'tiny_imagenet', data_dir=fake_config.data_dir
+  ).as_data_source(split='validation')
   wnids = [f'n{10000000 + i}' for i in range(200)]
-  for record in (source[i] for i in range(0, 200, 37)):
+  for record in (validation_source[i] for i in range(0, 200, 37)):
     name = record['id'].decode() if isinstance(record['id'], bytes) else record['id']
     index = int(name.split('_')[1].split('.')[0])
     assert record['label'] == index  # val_<c>.JPEG is of class c here.
@@ -106,10 +107,10 @@ def test_builder_prepares_train_and_validation_exactly(fake_config):
 def test_trains_and_evaluates_the_validation_split(fake_config, tmp_path):
   workdir = str(tmp_path / 'run')
   fake_config.num_train_steps = 2
-  summary = train.train_and_evaluate(fake_config, workdir)
+  summary = loop.train_and_evaluate(fake_config, workdir)
   assert summary['test_split'] == 'validation'
   os.remove(os.path.join(workdir, 'eval_validation.json'))
-  result = cli.evaluate(fake_config, workdir)
+  result = modes.evaluate(fake_config, workdir)
   written = json.load(open(os.path.join(workdir, 'eval_validation.json')))
   assert written['num_examples'] == 200 and written == result
 
@@ -117,18 +118,18 @@ def test_trains_and_evaluates_the_validation_split(fake_config, tmp_path):
 def test_missing_manual_dir_is_a_clear_error(fake_config, tmp_path):
   fake_config.manual_dir = str(tmp_path / 'nowhere')
   with pytest.raises(DataError, match='manual directory .* does not exist'):
-    data.load_split(fake_config, 'train')
+    source.load_split(fake_config, 'train')
   assert not os.path.exists(fake_config.data_dir)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED_ZIP.exists(), reason=f'{SHARED_ZIP} not found')
 def test_prepares_the_reduced_real_zip(tmp_path):
-  config = tiny_imagenet_config.get_config()
+  config = load_config('tiny_imagenet')
   config.manual_dir = str(SHARED_ZIP.parent)
   config.data_dir = str(tmp_path / 'tfds')
-  validation = data.load_split(config, 'validation')
+  validation = source.load_split(config, 'validation')
   assert validation.images.shape == (10000, 64, 64, 3)
   assert np.bincount(validation.labels, minlength=200).tolist() == [50] * 200
-  train_split = data.load_split(config, 'train')
+  train_split = source.load_split(config, 'train')
   assert np.bincount(train_split.labels, minlength=200).tolist() == [50] * 200

@@ -6,14 +6,14 @@ import os
 import jax
 import pytest
 
-from flaxdil import evaluation, train
 from flaxdil.errors import ConfigError
+from flaxdil.training import evaluation, loop
 
 
 @pytest.mark.slow
 def test_train_and_evaluate_end_to_end_on_mock_data(tiny_config, tmp_path, mock_cifar, capsys):
   workdir = str(tmp_path / 'run')
-  summary = train.train_and_evaluate(tiny_config, workdir)
+  summary = loop.train_and_evaluate(tiny_config, workdir)
   out = capsys.readouterr().out
   assert 'step 4/4' in out and 'img/s' in out and 'ETA' in out
   assert 'δ=1' in out
@@ -37,5 +37,5 @@ def test_train_and_evaluate_end_to_end_on_mock_data(tiny_config, tmp_path, mock_
 def test_batch_not_divisible_by_devices_is_refused(tiny_config, tmp_path, mock_cifar):
   tiny_config.batch_size = 15
   with pytest.raises(ConfigError, match='divisible by the 2 devices'):
-    train.train_and_evaluate(tiny_config, str(tmp_path / 'run'))
+    loop.train_and_evaluate(tiny_config, str(tmp_path / 'run'))
   assert not (tmp_path / 'run').exists()

@@ -1,4 +1,5 @@
-"""What bin/main.py does in each mode (kept here so tests can call it)."""
+"""What the command line does in each mode, as functions tests and
+notebooks can call: train, evaluate, inspect, export."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import json
 import jax
 import ml_collections
 
-from flaxdil import evaluation, model_summary, models, paper, summary_text
-from flaxdil import train as trainer
-from flaxdil.config_args import with_fields
-from flaxdil.devices import PmappedModel
+from flaxdil import models
+from flaxdil.config.args import with_fields
 from flaxdil.errors import FlaxdilError
+from flaxdil.experiments import paper
+from flaxdil.inspection import summary as model_summary
+from flaxdil.inspection import text as summary_text
 from flaxdil.models import baselines
+from flaxdil.training import evaluation, loop
+from flaxdil.training.devices import PmappedModel
 
 __all__ = ['train', 'evaluate', 'inspect_model', 'export_model']
 
@@ -25,7 +29,7 @@ def _require_workdir(workdir: str | None, mode: str) -> str:
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | None) -> dict:
-  return trainer.train_and_evaluate(config, _require_workdir(workdir, 'train'))
+  return loop.train_and_evaluate(config, _require_workdir(workdir, 'train'))
 
 
 def evaluate(config, workdir, split=None, step=None) -> dict:
@@ -73,8 +77,8 @@ def export_model(config, workdir, step=None) -> dict:
   if jax.process_count() > 1:
     raise FlaxdilError('--mode=export runs in one process; start it without '
                        '--coordinator_address/--num_processes/--process_id.')
-  from flaxdil import export  # ONNX and its runtime: only for this mode.
-  report = export.export(config, _require_workdir(workdir, 'export'), step)
+  from flaxdil.export import artifacts  # ONNX and its runtime: only here.
+  report = artifacts.export(config, _require_workdir(workdir, 'export'), step)
   print(f'Exported checkpoint {report["checkpoint"]["step"]} to '
         f'{workdir}/export/, verified on {report["num_examples"]} '
         f'{report["test_split"]} examples (checkpoint accuracy '

@@ -1,7 +1,9 @@
-"""Every config field flaxdil reads, with its default.
+"""Every config field flaxdil reads, with its default and what it means.
 
-Other configs start from this one and change what they need. Override any
-field on the command line: --config.FIELD=VALUE.
+Config files (configs/*.py) start from `get_config()` and change what they
+need; override any field on the command line with --config.FIELD=VALUE.
+Each field's allowed values, and whether a resumed run may change it, are
+in flaxdil.config.rules.
 """
 
 import ml_collections
@@ -24,7 +26,8 @@ def get_config():
   config.crop_padding = 4          # Random crop after zero-padding; 0: off.
   config.random_flip = True        # Horizontal flip.
 
-  # Model (these fields fix the parameters; see flaxdil.models.MODEL_FIELDS).
+  # Model (these fields fix what the parameters mean: a workdir refuses
+  # another value of them).
   # 'dilated_net' (the paper's), or a Table 1 baseline: 'mobilenet_v1',
   # 'squeezenet', 'googlenet', 'vgg16' (configs/baselines.py); widths,
   # strides and dilation describe dilated_net only.

@@ -1,21 +1,21 @@
-"""Datasets held in memory as uint8, with augmentation that runs on device.
+"""TFDS datasets: found (or prepared) in the data dir, their metadata, their
+splits checked and decoded whole into memory as uint8.
 
-A split is decoded once (TFDS `data_source`, array_record, no TensorFlow) into
-one uint8 array. Training batches are gathered and augmented inside the jitted
-train step; evaluation batches are padded and masked so every example counts.
+A split is decoded once (TFDS `data_source`, array_record, no TensorFlow)
+into one uint8 array. The validation hold-out is drawn from the training
+split with a fixed seed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from flaxdil.errors import ConfigError, DataError
+from flaxdil.errors import DataError
 
 # Per-channel statistics of the training images, in [0, 255]. Normalising is a
 # convenience for the optimiser, not part of the model's definition: datasets
@@ -50,9 +50,32 @@ class DatasetInfo:
   std: tuple[float, ...]
 
 
+class _QuietTfds(logging.Filter):
+  """Drops two TFDS warnings that say nothing to flaxdil's users:
+
+  * that OpenCV (a 40 MB wheel) would decode faster than Pillow: each split
+    is decoded once, and Pillow decodes exactly the pixels flaxdil's
+    results were measured on (OpenCV's JPEG decoder may differ);
+  * that a data dir has no prepared copy of the dataset ('Variant folder
+    ... has no dataset_info.json'): inspection needs only the builder's
+    own metadata, and where the data itself is needed flaxdil says what is
+    missing and how to fix it (DataError).
+  """
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not (message.startswith('OpenCV is not installed')
+                or (message.startswith('Variant folder')
+                    and message.endswith('has no dataset_info.json')))
+
+
+_QUIET_TFDS = _QuietTfds()
+
+
 def _tfds():
   import tensorflow_datasets as tfds  # Slow to import; only data needs it.
-  from flaxdil import tiny_imagenet  # noqa: F401  Registers its builder.
+  logging.getLogger('absl').addFilter(_QUIET_TFDS)
+  from flaxdil.data import tiny_imagenet  # noqa: F401  Registers its builder.
   return tfds
 
 
@@ -144,14 +167,35 @@ def dataset_info(config: ml_collections.ConfigDict) -> DatasetInfo:
   return DatasetInfo(config.dataset, num_classes, image_shape, mean, std)
 
 
-def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
-  """Decodes a whole TFDS split into memory (uint8 images, int32 labels)."""
+def split_sizes(config: ml_collections.ConfigDict,
+                splits: dict[str, str]) -> dict[str, int]:
+  """{name: number of examples} of each split, given as {name: split}: the
+  name says where the split was asked for ('config.test_split', '--split'),
+  the split is TFDS split syntax, slices included ('test[:500]'). Opens
+  each split of the prepared dataset (preparing it where that can work)
+  without reading its examples."""
   builder = _builder(config)
-  try:
-    source = builder.as_data_source(split=split)
-  except ValueError as e:  # TFDS: "Unknown split 'x'. Should be one of [...]"
-    raise DataError(f'dataset {config.dataset!r} cannot read split {split!r}: '
-                    f'{e} Fix the split name in the config.') from None
+  sizes = {}
+  for name, split in splits.items():
+    try:
+      size = len(builder.as_data_source(split=split))
+    except ValueError as e:  # Unknown, not split syntax, or an empty slice.
+      raise DataError(
+          f'{name}={split!r}: dataset {config.dataset!r} cannot read that '
+          f'split ({str(e).strip().splitlines()[0]}). Fix: name one of its '
+          f'splits {sorted(builder.info.splits)}, or a TFDS slice of one '
+          '(e.g. train[:10000]) that selects examples.') from None
+    if size <= 0:
+      raise DataError(f'{name}={split!r} selects no examples of '
+                      f'dataset {config.dataset!r}. Fix the slice.')
+    sizes[name] = size
+  return sizes
+
+
+def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
+  """Decodes a whole TFDS split (checked: split_sizes) into memory: uint8
+  images, int32 labels."""
+  source = _builder(config).as_data_source(split=split)
   records = [source[i] for i in range(len(source))]
   images = np.stack([r['image'] for r in records]).astype(np.uint8)
   labels = np.array([r['label'] for r in records], np.int32)
@@ -162,93 +206,9 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
 
 def train_validation_split(train: Split, validation_size: int
                            ) -> tuple[Split, Split]:
-  """Holds validation_size examples out of train, chosen with a fixed seed."""
-  if not 0 <= validation_size < len(train):
-    raise ConfigError(
-        f'config.validation_size={validation_size} must be >= 0 and smaller '
-        f'than the training split ({len(train)} examples).')
+  """Holds validation_size examples (fewer than train has: a config rule)
+  out of train, chosen with a fixed seed."""
   order = np.random.default_rng(_VALIDATION_SEED).permutation(len(train))
   keep, held_out = np.sort(order[validation_size:]), np.sort(order[:validation_size])
   return (Split(train.images[keep], train.labels[keep]),
           Split(train.images[held_out], train.labels[held_out]))
-
-
-# --- On device --------------------------------------------------------------
-
-
-def normalize(images: jax.Array, mean, std) -> jax.Array:
-  """uint8 images → zero-mean, unit-variance float32."""
-  mean = jnp.asarray(mean, jnp.float32)
-  std = jnp.asarray(std, jnp.float32)
-  return (images.astype(jnp.float32) - mean) / std
-
-
-def augment(images: jax.Array, keys: jax.Array, crop_padding: int,
-            random_flip: bool) -> jax.Array:
-  """Random crop after zero padding and a random horizontal flip.
-
-  `keys` holds one PRNG key per example, so the result depends only on the
-  example's key: the same on 1 device or 8, and after a resume.
-  """
-  def one(image, key):
-    crop_key, flip_key = jax.random.split(key)
-    if crop_padding:
-      h, w, _ = image.shape
-      padded = jnp.pad(image, ((crop_padding, crop_padding),
-                               (crop_padding, crop_padding), (0, 0)))
-      dy, dx = jax.random.randint(crop_key, (2,), 0, 2 * crop_padding + 1)
-      image = jax.lax.dynamic_slice(padded, (dy, dx, 0), image.shape)
-    if random_flip:
-      image = jnp.where(jax.random.bernoulli(flip_key), image[:, ::-1], image)
-    return image
-
-  return jax.vmap(one)(images, keys)
-
-
-def steps_per_epoch(num_examples: int, batch_size: int) -> int:
-  """Full global batches per epoch: the one definition, used by the host
-  (schedule, logging) and by the device (batch order) alike."""
-  steps = num_examples // batch_size
-  if steps < 1:
-    raise ConfigError(
-        f'config.batch_size={batch_size} is larger than the {num_examples} '
-        'training examples; lower it.')
-  return steps
-
-
-def epoch_batch_indices(key: jax.Array, step: jax.Array, num_examples: int,
-                        batch_size: int) -> jax.Array:
-  """Indices of the global batch for `step`: a fresh permutation each epoch.
-
-  A pure function of (key, step), so a resumed run sees the same data order.
-  The last num_examples % batch_size examples of each epoch's permutation are
-  skipped (a different remainder every epoch).
-  """
-  epoch, position = jnp.divmod(step, steps_per_epoch(num_examples, batch_size))
-  order = jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
-  return jax.lax.dynamic_slice(order, (position * batch_size,), (batch_size,))
-
-
-def padded_eval_batches(split: Split, global_batch_size: int,
-                        num_devices: int):
-  """Yields host batches shaped (devices, per_device, ...) with a mask.
-
-  The last batch is padded with zeros and mask=False: nothing is dropped, and
-  padding never counts.
-  """
-  if global_batch_size % num_devices:
-    raise ConfigError(
-        f'config.eval_batch_size={global_batch_size} is not divisible by the '
-        f'{num_devices} devices; use a multiple of {num_devices}.')
-  per_device = global_batch_size // num_devices
-  n = len(split)
-  for start in range(0, n, global_batch_size):
-    stop = min(start + global_batch_size, n)
-    images = np.zeros((global_batch_size,) + split.images.shape[1:], np.uint8)
-    labels = np.zeros((global_batch_size,), np.int32)
-    mask = np.zeros((global_batch_size,), bool)
-    images[:stop - start] = split.images[start:stop]
-    labels[:stop - start] = split.labels[start:stop]
-    mask[:stop - start] = True
-    yield {k: v.reshape((num_devices, per_device) + v.shape[1:])
-           for k, v in (('image', images), ('label', labels), ('mask', mask))}

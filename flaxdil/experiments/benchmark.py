@@ -1,12 +1,10 @@
-"""Timing of the train step, the eval step and batch-1 inference."""
+"""Speed of a config's model on this machine: the train step, the eval step
+and batch-1 inference (bin/bench.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import platform
-import resource
-import statistics
 import time
 
 import jax
@@ -14,19 +12,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from flaxdil import data, devices, model_summary, models
-from flaxdil.devices import PmappedModel
+from flaxdil import models, timing
+from flaxdil.data import augment
+from flaxdil.data.source import Split
+from flaxdil.inspection import summary as model_summary
+from flaxdil.training import devices
+from flaxdil.training.devices import PmappedModel
 # By name: run()'s `steps` argument (steps per timed run) would hide the module.
-from flaxdil.steps import create_train_state, eval_variables
-
-
-def median_seconds(fn, runs: int) -> float:
-  times = []
-  for _ in range(runs):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+from flaxdil.training.steps import create_train_state, eval_variables
 
 
 def matmul_flops_per_sec(size: int = 2048, runs: int = 5) -> float:
@@ -34,31 +27,8 @@ def matmul_flops_per_sec(size: int = 2048, runs: int = 5) -> float:
   a = jax.random.normal(jax.random.key(0), (size, size))
   matmul = jax.jit(lambda a: a @ a)
   jax.block_until_ready(matmul(a))
-  return 2 * size ** 3 / median_seconds(
+  return 2 * size ** 3 / timing.median_seconds(
       lambda: jax.block_until_ready(matmul(a)), runs)
-
-
-def cpu_description() -> str:
-  """The host CPU as /proc/cpuinfo names it: the same model name covers
-  machines whose speed differs severalfold, so family, model and vector
-  width are named too."""
-  fields = {}
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        key, _, value = line.partition(':')
-        fields.setdefault(key.strip(), value.strip())
-  except OSError:
-    return platform.processor() or platform.machine()
-  flags = fields.get('flags', '').split()
-  vector = ('avx512' if 'avx512f' in flags else 'avx2' if 'avx2' in flags
-            else 'no avx2')
-  return (f'{fields.get("model name", "?")} (family {fields.get("cpu family", "?")} '
-          f'model {fields.get("model", "?")}, {os.cpu_count()} cores, {vector})')
-
-
-def _peak_rss_mb() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class TrainTiming:
@@ -80,7 +50,6 @@ class TrainTiming:
     self.state = devices.replicate(create_train_state(
         config, self.pmapped.model, jax.random.key(0), info.image_shape,
         schedule), placed)
-    self._p_train = self.pmapped.pmap_train_step(schedule)
     self._data = devices.replicate({'image': self.images, 'label': self.labels},
                                    placed)
     self._key = devices.replicate(jax.random.key(0), placed)
@@ -90,14 +59,15 @@ class TrainTiming:
 
   def _steps(self, steps: int) -> None:
     for _ in range(steps):
-      self.state, metrics = self._p_train(self.state, self._data, self._key)
+      self.state, metrics = self.pmapped.train_step(self.state, self._data,
+                                                    self._key)
       jax.block_until_ready(metrics)
 
   def images_per_sec(self, runs: int, steps: int) -> float:
     """Median over `runs` timed runs of `steps` steps, after one untimed run
     (the first run pays page faults)."""
     self._steps(steps)
-    seconds = median_seconds(lambda: self._steps(steps), runs)
+    seconds = timing.median_seconds(lambda: self._steps(steps), runs)
     return steps * self.config.batch_size / seconds
 
 
@@ -107,20 +77,21 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
   placed, info, model = pmapped.local_devices, pmapped.info, pmapped.model
   summary = model_summary.summarize(model, info.image_shape)
   macs = summary['total_macs']
-  print(f'{cpu_description()}')
+  print(f'{timing.cpu_description()}')
   print(f'{config.model} δ={config.dilation} conv_impl={config.conv_impl} '
         f'({models.config_conv_impl(config)}), '
         f'{summary["total_params"]:,} params, {macs / 1e6:.1f} M MACs/image, '
         f'batch {config.batch_size} on {len(placed)} x {placed[0].device_kind}',
         flush=True)
 
-  timing = TrainTiming(config, pmapped)
-  compile_train = timing.compile_seconds
-  train_ips = timing.images_per_sec(runs, steps)
-  state, images, labels = timing.state, timing.images, timing.labels
+  train_timing = TrainTiming(config, pmapped)
+  compile_train = train_timing.compile_seconds
+  train_ips = train_timing.images_per_sec(runs, steps)
+  state, images, labels = (train_timing.state, train_timing.images,
+                           train_timing.labels)
 
   p_eval = pmapped.eval_step
-  eval_batch = pmapped.eval_batches(data.Split(
+  eval_batch = pmapped.eval_batches(Split(
       images[:1].repeat(config.eval_batch_size, 0),
       labels[:1].repeat(config.eval_batch_size, 0)))[0]
   start = time.perf_counter()
@@ -131,12 +102,12 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
     for _ in range(steps):
       jax.block_until_ready(p_eval(state, eval_batch))
 
-  eval_ips = steps * config.eval_batch_size / median_seconds(eval_steps, runs)
+  eval_ips = steps * config.eval_batch_size / timing.median_seconds(eval_steps, runs)
 
   variables = eval_variables(devices.unreplicate(state))
   mean, std = info.mean, info.std
   infer = jax.jit(lambda variables, image: jnp.argmax(model.apply(
-      variables, data.normalize(image, mean, std), train=False), -1))
+      variables, augment.normalize(image, mean, std), train=False), -1))
   one = jnp.asarray(images[:1])
   jax.block_until_ready(infer(variables, one))
 
@@ -144,7 +115,7 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
     for _ in range(latency_calls):
       jax.block_until_ready(infer(variables, one))
 
-  latency_ms = 1e3 * median_seconds(latency_calls_fn, runs) / latency_calls
+  latency_ms = 1e3 * timing.median_seconds(latency_calls_fn, runs) / latency_calls
 
   peak = matmul_flops_per_sec()
   # Training costs ~3× the forward pass (forward, input and weight gradients).
@@ -154,7 +125,7 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
       'train_images_per_sec': round(train_ips, 1),
       'eval_images_per_sec': round(eval_ips, 1),
       'latency_ms_batch1': round(latency_ms, 3),
-      'peak_rss_mb': round(_peak_rss_mb(), 1),
+      'peak_rss_mb': round(timing.peak_rss_mb(), 1),
       'compile_train_sec': round(compile_train, 2),
       'compile_eval_sec': round(compile_eval, 2),
       'train_share_of_matmul_peak': round(share, 3),
@@ -167,11 +138,11 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
       'dtype': config.dtype, 'runs': runs, 'steps_per_run': steps,
       'jax_version': jax.__version__,
       'device': f'{len(placed)} x {placed[0].device_kind} ({placed[0].platform})',
-      'machine': platform.machine(), 'cpu': cpu_description(),
+      'machine': platform.machine(), 'cpu': timing.cpu_description(),
   }
   print(f'compile: train {compile_train:.1f} s, eval {compile_eval:.1f} s')
   print(f'train {train_ips:.1f} img/s ({100 * share:.1f}% of the '
         f'{peak / 1e9:.0f} GFLOP/s matmul peak), eval {eval_ips:.1f} img/s, '
-        f'batch-1 latency {latency_ms:.3f} ms, peak RSS {_peak_rss_mb():.0f} MB')
+        f'batch-1 latency {latency_ms:.3f} ms, peak RSS {timing.peak_rss_mb():.0f} MB')
   print(json.dumps(result), flush=True)
   return result

@@ -10,7 +10,8 @@ Used by bin/faults.py (and, briefly, by a test). Each interruption is one of
   sigint       the same with SIGINT (Ctrl-C)
   double       SIGTERM, then SIGINT 50 ms later, while the first one's
                checkpoint is being saved: the second must change nothing
-The runs are real `bin/main.py` processes.
+The runs are real processes of flaxdil's command line (`python -m flaxdil`,
+what bin/main.py runs), in the current directory.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ import numpy as np
 from flaxdil.errors import EXIT_PREEMPTED
 
 KINDS = ('kill9', 'kill9_save', 'sigterm', 'sigint', 'double')
-_MAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))), 'bin', 'main.py')
 
 
 @dataclasses.dataclass
@@ -48,7 +47,7 @@ class Interruption:
 
 def _start(args: list[str], log_path: str) -> subprocess.Popen:
   log = open(log_path, 'w')
-  return subprocess.Popen([sys.executable, _MAIN, *args], stdout=log,
+  return subprocess.Popen([sys.executable, '-m', 'flaxdil', *args], stdout=log,
                           stderr=subprocess.STDOUT, text=True)
 
 

@@ -1,4 +1,4 @@
-"""Several processes of bin/main.py on this machine, joined by
+"""Several processes of flaxdil's command line on this machine, joined by
 jax.distributed: for tests, benchmarks and trying multi-process training
 without a cluster.
 
@@ -15,10 +15,6 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MAIN = os.path.join(ROOT, 'bin', 'main.py')
-
-
 def free_port() -> int:
   with socket.socket() as s:
     s.bind(('localhost', 0))
@@ -29,13 +25,14 @@ class LocalRun:
   """`processes` processes of `command` + args, `devices` CPU devices each
   (processes = 1: a plain single-process run, no jax.distributed).
 
-  command: what runs bin/main.py, by default [python, bin/main.py].
+  command: what runs the command line, by default [python, -m, flaxdil];
+  cwd: where (relative config paths are read from there), by default here.
   """
 
   def __init__(self, processes: int, devices: int, args: list[str],
                log_dir: str, name: str = 'run',
-               command: list[str] | None = None):
-    command = command or [sys.executable, MAIN]
+               command: list[str] | None = None, cwd: str | None = None):
+    command = command or [sys.executable, '-m', 'flaxdil']
     port = free_port()
     env = dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices),
                JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1')
@@ -52,7 +49,7 @@ class LocalRun:
                  if processes > 1 else [])
       with open(log, 'w') as out:
         self.processes.append(subprocess.Popen(
-            [*command, *args, *joining], cwd=ROOT, env=env, stdout=out,
+            [*command, *args, *joining], cwd=cwd, env=env, stdout=out,
             stderr=subprocess.STDOUT))
 
   def wait(self, timeout: float) -> list[int]:

@@ -11,8 +11,9 @@ import dataclasses
 import json
 import os
 
-from flaxdil import paper
 from flaxdil.errors import FlaxdilError
+from flaxdil.experiments import paper
+from flaxdil.workdir import files
 
 
 @dataclasses.dataclass
@@ -47,15 +48,17 @@ class RunRecord:
     return None
 
 
-def _read_json(path: str):
-  if not os.path.exists(path):
+def _record(line: str) -> dict | None:
+  """A metrics.jsonl line; None for a blank one or one cut short by a kill."""
+  try:
+    return json.loads(line)
+  except ValueError:
     return None
-  with open(path) as f:
-    return json.load(f)
 
 
 def load_run(workdir: str) -> RunRecord:
-  config = _read_json(os.path.join(workdir, 'config.json'))
+  config = files.read_json(os.path.join(workdir, 'config.json'),
+                           'the config that created this workdir')
   if config is None:
     raise FlaxdilError(f'{workdir!r} has no config.json: not a training '
                        'workdir. Fix: pass workdirs that bin/main.py or '
@@ -64,14 +67,16 @@ def load_run(workdir: str) -> RunRecord:
   path = os.path.join(workdir, 'metrics.jsonl')
   if os.path.exists(path):
     with open(path) as f:
-      records = [json.loads(line) for line in f if line.strip()]
+      records = [r for r in map(_record, f) if r is not None]
   return RunRecord(
       name=os.path.basename(os.path.normpath(workdir)), workdir=workdir,
       config=config,
       train=[r for r in records if r['split'] == 'train'],
       validation=[r for r in records if r['split'] == 'validation'],
-      summary=_read_json(os.path.join(workdir, 'summary.json')),
-      budget=_read_json(os.path.join(workdir, 'budget.json')))
+      summary=files.read_json(os.path.join(workdir, 'summary.json'),
+                              'the run\'s final summary'),
+      budget=files.read_json(os.path.join(workdir, 'budget.json'),
+                             'the run\'s time budget'))
 
 
 def find_workdirs(paths: list[str]) -> list[str]:

@@ -1,9 +1,10 @@
 """Named sweeps that reproduce the paper's tables, run one after another.
 
-Each run trains in ROOT/NAME with `train.train_and_evaluate`, so a sweep that
+Each run trains in ROOT/NAME with `loop.train_and_evaluate`, so a sweep that
 is stopped and started again resumes the unfinished run and skips finished
-ones (those with a summary.json). bin/report.py turns the workdirs into a
-table and plots.
+ones (those with a summary.json). Every run's config, data and workdir
+record are checked before the first run starts. bin/report.py turns the
+workdirs into a table and plots.
 
 A time budget (minutes per run) is turned into a number of steps once, from
 the train step's measured speed on this machine, before the run starts; the
@@ -13,21 +14,20 @@ step count is then part of the run's config.json, so a resumed run keeps it.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import json
 import os
 
 import ml_collections
 
-from flaxdil import checkpoints
-from flaxdil.config_args import apply_arguments, with_fields
-from flaxdil.errors import ConfigError
+from flaxdil.config import files as config_files
+from flaxdil.config.args import apply_arguments, with_fields
+from flaxdil.errors import ConfigError, FlaxdilError
+from flaxdil.workdir import files
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
   name: str       # The run's workdir under the sweep's root.
-  config: str     # A module of configs/.
+  config: str     # A config file of the configs directory, without '.py'.
   arg: str = ''   # Its get_config argument.
 
 
@@ -43,15 +43,18 @@ SWEEPS = {
 }
 
 
-def load_config(run: Run, overrides: str = '') -> ml_collections.ConfigDict:
-  module = importlib.import_module(f'configs.{run.config}')
-  return apply_arguments(module.get_config(run.arg or None), overrides or None)
+def load_config(run: Run, configs_dir: str,
+                overrides: str = '') -> ml_collections.ConfigDict:
+  """The run's config (CONFIGS_DIR/CONFIG.py:ARG) with `overrides` applied."""
+  path = os.path.join(configs_dir, f'{run.config}.py')
+  config = config_files.load(f'{path}:{run.arg}' if run.arg else path)
+  return apply_arguments(config, overrides or None)
 
 
 def _measured_steps(config: ml_collections.ConfigDict,
                     budget_minutes: float) -> dict:
   """Steps that fit the budget at the train step's measured speed."""
-  from flaxdil import benchmark  # Compiles the model: only when budgeting.
+  from flaxdil.experiments import benchmark  # Compiles: only for budgets.
   timing = benchmark.TrainTiming(config)
   images_per_sec = timing.images_per_sec(runs=3, steps=3)
   steps = int(budget_minutes * 60 * images_per_sec / config.batch_size)
@@ -60,22 +63,21 @@ def _measured_steps(config: ml_collections.ConfigDict,
           'num_train_steps': max(steps, 1)}
 
 
-def run_sweep(name: str, root: str, overrides: str = '',
+def run_sweep(name: str, root: str, configs_dir: str, overrides: str = '',
               budget_minutes: float | None = None, only=None) -> list[str]:
-  """Trains every run of sweep `name` under root; returns their workdirs."""
+  """Trains every run of sweep `name` under root, its configs read from
+  configs_dir (the checkout's configs/); returns their workdirs."""
   if name not in SWEEPS:
     raise ConfigError(f'unknown sweep {name!r}; known: {", ".join(SWEEPS)}.')
   runs = [r for r in SWEEPS[name] if not only or r.name in only]
   if only and len(runs) != len(set(only)):
     raise ConfigError(f'--only names runs not in sweep {name!r}: known runs '
                       f'are {", ".join(r.name for r in SWEEPS[name])}.')
-  # Every config is built (and so checked) before any training starts.
-  configs = [load_config(run, overrides) for run in runs]
-  from flaxdil import train  # Imports JAX.
-  workdirs = []
-  for run, config in zip(runs, configs):
-    workdir = os.path.join(root, run.name)
-    workdirs.append(workdir)
+  configs = [load_config(run, configs_dir, overrides) for run in runs]
+  workdirs = [os.path.join(root, run.name) for run in runs]
+  _check_every_run(name, runs, configs, workdirs)
+  from flaxdil.training import loop  # Imports JAX.
+  for run, config, workdir in zip(runs, configs, workdirs):
     if os.path.exists(os.path.join(workdir, 'summary.json')):
       print(f'[{name}] {run.name}: finished earlier, skipped.', flush=True)
       continue
@@ -83,20 +85,39 @@ def run_sweep(name: str, root: str, overrides: str = '',
       config = _apply_budget(config, workdir, budget_minutes)
     print(f'[{name}] {run.name}: configs/{run.config}.py'
           f'{":" + run.arg if run.arg else ""} in {workdir}', flush=True)
-    train.train_and_evaluate(config, workdir)
+    loop.train_and_evaluate(config, workdir)
   return workdirs
+
+
+def _check_every_run(name: str, runs, configs, workdirs) -> None:
+  """What would refuse a run, for every run before the first starts (a bad
+  value is found now, not hours in): first what needs no data (the config,
+  its devices, the dataset's metadata, the model on its images), then the
+  splits and what each workdir already records."""
+  from flaxdil.config import rules  # Imports JAX and the model registry.
+  from flaxdil.workdir import record
+
+  def each(check):
+    for run, config, workdir in zip(runs, configs, workdirs):
+      try:
+        check(config, workdir)
+      except FlaxdilError as e:
+        raise type(e)(f'sweep {name}, run {run.name}: {e}') from None
+
+  each(lambda config, workdir: rules.check_run(config))
+  each(lambda config, workdir: (
+      rules.check_splits(config, rules.training_splits(config)),
+      record.check_resume(config, workdir)))
 
 
 def _apply_budget(config, workdir: str, budget_minutes: float):
   """Fixes num_train_steps from the budget: measured once, then read back."""
   path = os.path.join(workdir, 'budget.json')
-  if os.path.exists(path):
-    with open(path) as f:
-      budget = json.load(f)
-  else:
+  budget = files.read_json(path, 'the step count of the run\'s time budget')
+  if budget is None:
     budget = _measured_steps(config, budget_minutes)
     os.makedirs(workdir, exist_ok=True)
-    checkpoints.write_json_atomic(path, budget)
+    files.write_json_atomic(path, budget)
   print(f'  budget {budget_minutes} min: {budget["num_train_steps"]} steps at '
         f'{budget["measured_train_images_per_sec"]} img/s measured', flush=True)
   return with_fields(config, num_train_steps=budget['num_train_steps'])

@@ -2,7 +2,7 @@
 
 WORKDIR/export/ holds
   model.onnx        float32 ONNX, emitted from the inspection's description
-                    of the computation (flaxdil.model_summary) with the
+                    of the computation (flaxdil.inspection.summary) with the
                     `onnx` package: no converter, no TensorFlow
   model_int8.onnx   static int8 (ONNX Runtime, QDQ, per-channel weights),
                     calibrated on training images, never test images
@@ -29,9 +29,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from flaxdil import (benchmark, checkpoints, data, evaluation, model_summary,
-                     steps)
+from flaxdil import timing
+from flaxdil.config import rules
+from flaxdil.data import source
 from flaxdil.errors import FlaxdilError
+from flaxdil.export.onnx_graph import build_onnx, ort_session, quantize_int8
+from flaxdil.inspection import summary as model_summary
+from flaxdil.training import evaluation, steps
+from flaxdil.workdir.files import write_json_atomic
 
 _CALIBRATION_IMAGES = 300
 
@@ -52,159 +57,12 @@ def logits_fn(state, info, test_time_flip: bool):
                            test_time_flip=test_time_flip)
 
 
-# --- ONNX -------------------------------------------------------------------
-
-
-def _node_params(tree, name):
-  for key in name.split('/'):
-    tree = tree[key]
-  return tree
-
-
-def build_onnx(summary: dict, variables: dict):
-  """The ONNX model of the summary's computation (inference_spec + layers)
-  with the given variables ({'params', 'batch_stats'}, NumPy arrays)."""
-  import onnx
-  from onnx import TensorProto, helper, numpy_helper
-
-  nodes, weights = [], []
-
-  def const(name, array):
-    array = np.asarray(array)
-    if np.issubdtype(array.dtype, np.floating):
-      array = array.astype(np.float32)
-    weights.append(numpy_helper.from_array(array, name))
-    return name
-
-  def node(op, inputs, name, **attrs):
-    nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
-    return name
-
-  spec = summary['input']
-  h, w, c = spec['shape']
-  norm = spec['normalization']
-  x = node('Cast', ['images'], 'as_float', to=TensorProto.FLOAT)
-  x = node('Sub', [x, const('mean', np.float32(norm['mean']))], 'centred')
-  x = node('Div', [x, const('std', np.float32(norm['std']))], 'normalized')
-  x = node('Transpose', [x], 'nchw', perm=[0, 3, 1, 2])
-  if summary['test_time_flip']:
-    flipped = node('Slice', [x, const('flip_start', np.int64([-1])),
-                             const('flip_end', np.int64([-(2 ** 62)])),
-                             const('flip_axis', np.int64([3])),
-                             const('flip_step', np.int64([-1]))], 'mirrored')
-    x = node('Concat', [x, flipped], 'with_mirrors', axis=0)
-  outputs = {'input': x}
-  params, stats = variables['params'], variables['batch_stats']
-  for layer in summary['layers']:
-    kind, name = layer['kind'], layer['name']
-    inputs = [outputs[i] for i in layer['inputs']]
-    if kind == 'depthwise_conv':
-      kernel = _node_params(params, name)['kernel']  # (3, 3, 1, C)
-      pad = layer['padding'][0][0]
-      y = node('Conv', [inputs[0], const(name + '/W', kernel.transpose(3, 2, 0, 1))],
-               name, group=layer['groups'], strides=[layer['stride']] * 2,
-               dilations=[layer['lax_dilation']] * 2, pads=[pad] * 4)
-    elif kind == 'conv':
-      p = _node_params(params, name)
-      extra = [const(name + '/B', p['bias'])] if 'bias' in p else []
-      padding = ({'pads': [0] * 4} if layer['padding'] == 'VALID'
-                 else {'auto_pad': 'SAME_UPPER'})
-      y = node('Conv', [inputs[0], const(name + '/W', p['kernel'].transpose(3, 2, 0, 1))]
-               + extra, name, strides=[layer['stride']] * 2,
-               group=layer['groups'], **padding)
-    elif kind == 'batch_norm':
-      p, s = _node_params(params, name), _node_params(stats, name)
-      y = node('BatchNormalization',
-               [inputs[0], const(name + '/scale', p['scale']),
-                const(name + '/bias', p['bias']), const(name + '/mean', s['mean']),
-                const(name + '/var', s['var'])], name,
-               epsilon=layer['epsilon'])
-    elif kind == 'relu':
-      y = node('Relu', inputs, name)
-    elif kind == 'global_avg_pool':
-      y = node('Flatten', [node('GlobalAveragePool', inputs, name + '/pool')],
-               name)
-    elif kind == 'max_pool':
-      y = node('MaxPool', inputs, name, kernel_shape=layer['kernel'],
-               strides=[layer['stride']] * 2,
-               **({'auto_pad': 'SAME_UPPER'} if layer['padding'] == 'SAME'
-                  else {}))
-    elif kind == 'concat':
-      y = node('Concat', inputs, name, axis=1)
-    elif kind == 'flatten':  # flaxdil flattens NHWC.
-      y = node('Flatten', [node('Transpose', inputs, name + '/nhwc',
-                                perm=[0, 2, 3, 1])], name)
-    elif kind == 'dropout':  # The identity at inference.
-      y = node('Identity', inputs, name)
-    elif kind == 'dense':
-      p = _node_params(params, name)
-      y = node('Gemm', [inputs[0], const(name + '/W', p['kernel']),
-                        const(name + '/B', p['bias'])], name)
-    else:
-      raise FlaxdilError(f'cannot export layer {name} of kind {kind!r}.')
-    outputs[name] = y
-  if summary['test_time_flip']:
-    y = node('Reshape', [y, const('pairs', np.int64([2, -1, layer['out_channels']]))],
-             'paired')
-    y = node('ReduceMean', [y, const('pair_axis', np.int64([0]))], 'averaged',
-             keepdims=0)
-  nodes.append(helper.make_node('Identity', [y], ['logits'], name='logits'))
-  graph = helper.make_graph(
-      nodes, 'flaxdil',
-      [helper.make_tensor_value_info('images', TensorProto.UINT8,
-                                     ['batch', h, w, c])],
-      [helper.make_tensor_value_info('logits', TensorProto.FLOAT,
-                                     ['batch', layer['out_channels']])],
-      initializer=weights)
-  model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 18)],
-                            producer_name='flaxdil')
-  model.ir_version = 9
-  onnx.checker.check_model(model)
-  return model
-
-
-class _Calibration:
-  """ONNX Runtime's CalibrationDataReader over training images."""
-
-  def __init__(self, images: np.ndarray, batch: int = 50):
-    self._batches = iter([{'images': images[i:i + batch]}
-                          for i in range(0, len(images), batch)])
-
-  def get_next(self):
-    return next(self._batches, None)
-
-
-def quantize_int8(float_path: str, int8_path: str, images: np.ndarray,
-                  work: str) -> None:
-  from onnxruntime import quantization
-  from onnxruntime.quantization.shape_inference import quant_pre_process
-  # Pre-processing folds BatchNorm into the convolutions and fuses what it
-  # can: without it the int8 model was no faster than the float one.
-  prepared = os.path.join(work, 'prepared.onnx')
-  quant_pre_process(float_path, prepared)
-  quantization.quantize_static(
-      prepared, int8_path, _Calibration(images),
-      quant_format=quantization.QuantFormat.QDQ, per_channel=True,
-      activation_type=quantization.QuantType.QUInt8,
-      weight_type=quantization.QuantType.QInt8)
-  os.remove(prepared)
-
-
-def _ort_session(path: str, threads: int):
-  import onnxruntime
-  options = onnxruntime.SessionOptions()
-  options.intra_op_num_threads = threads
-  options.inter_op_num_threads = 1
-  return onnxruntime.InferenceSession(path, options,
-                                      providers=['CPUExecutionProvider'])
-
-
 # --- Measurement ------------------------------------------------------------
 
 
 def _median_ms(fn, calls: int) -> float:
   fn()  # The first call may compile or allocate.
-  return 1e3 * benchmark.median_seconds(fn, calls)
+  return 1e3 * timing.median_seconds(fn, calls)
 
 
 def _logits(predict, images, batch: int = 500) -> np.ndarray:
@@ -229,13 +87,15 @@ def export(config: ml_collections.ConfigDict, workdir: str,
   from jax import export as jax_export
   import onnx
   state, step, pmapped = evaluation.restore_state(config, workdir, step)
+  # Calibration reads the training split, verification the test split.
+  rules.check_splits(config, rules.training_splits(config))
   info = pmapped.info
   summary = model_summary.summarize(pmapped.model, info.image_shape)
   summary.update(model_summary.inference_spec(config, info))
   variables = jax.tree_util.tree_map(
       np.asarray, {'params': state.params, 'batch_stats': state.batch_stats})
-  test = data.load_split(config, config.test_split)
-  calibration = data.load_split(config, config.train_split).images[
+  test = source.load_split(config, config.test_split)
+  calibration = source.load_split(config, config.train_split).images[
       :_CALIBRATION_IMAGES]
   jitted = jax.jit(logits_fn(state, info, config.test_time_flip))
   reference = _logits(jitted, test.images)  # What --mode=eval computes.
@@ -266,7 +126,7 @@ def export(config: ml_collections.ConfigDict, workdir: str,
     sessions = {}
     for name in ('model.onnx', 'model_int8.onnx'):
       for threads in (1, 2):
-        sessions[name, threads] = _ort_session(paths[name], threads)
+        sessions[name, threads] = ort_session(paths[name], threads)
     runners['onnx_float'] = lambda x: sessions['model.onnx', 2].run(
         None, {'images': x})[0]
     runners['onnx_int8'] = lambda x: sessions['model_int8.onnx', 2].run(
@@ -301,9 +161,9 @@ def export(config: ml_collections.ConfigDict, workdir: str,
         'checkpoint_accuracy': float(np.mean(
             np.argmax(reference, -1) == test.labels)),
         'artifacts': artifacts,
-        'cpu': benchmark.cpu_description(), 'latency_calls': latency_calls,
+        'cpu': timing.cpu_description(), 'latency_calls': latency_calls,
     }
-    checkpoints.write_json_atomic(os.path.join(work, 'report.json'), report)
+    write_json_atomic(os.path.join(work, 'report.json'), report)
     os.chmod(work, 0o755)  # mkdtemp's 0700 is for while it is incomplete.
     if os.path.exists(final):
       shutil.rmtree(final)

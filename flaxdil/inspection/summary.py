@@ -3,7 +3,7 @@
 The layers are read off the model itself (intercepting its module calls while
 it is traced with abstract shapes), so the summary cannot drift from the code.
 Costs follow the paper's Eq. (2)–(4), counted in multiply-adds (MACs). As
-text tables: flaxdil.summary_text.
+text tables: flaxdil.inspection.text.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flaxdil import dilation
+from flaxdil.models import depthwise as depthwise_ops
+from flaxdil.models import dilation
 from flaxdil.models.dilated import DilatedNet
 from flaxdil.models.layers import (Concat, DilatedDepthwiseConv, Flatten,
                                    GlobalAvgPool, MaxPool, PointwiseConv, ReLU)
-from flaxdil.ops import depthwise as depthwise_ops
 
 
 # What each operation is called in the summary; every one is a step of the

@@ -1,4 +1,4 @@
-"""A model summary (flaxdil.model_summary.summarize) as text for a terminal."""
+"""A model summary (flaxdil.inspection.summary.summarize) as text for a terminal."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from flaxdil.dilation import KERNEL_SIZE, padding
+from flaxdil.models.dilation import KERNEL_SIZE, padding
 
 
 def depthwise_lax(x: jax.Array, kernel: jax.Array, stride: int,

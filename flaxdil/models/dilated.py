@@ -2,7 +2,7 @@
 
 Sun, Zhou, Zhang, He, "A Lightweight Neural Network Combining Dilated
 Convolution and Depthwise Separable Convolution". What δ means, and its
-arithmetic, is flaxdil.dilation; the convolutions are flaxdil.models.layers.
+arithmetic, is flaxdil.models.dilation; the convolutions are flaxdil.models.layers.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ class BasicStructure(nn.Module):
 class DilatedNet(nn.Module):
   """Basic structures, global average pooling, one Dense layer.
 
-  One entry of widths, strides and dilations (δ, validated by
-  flaxdil.models.create_model) per basic structure. Softmax is not applied
+  One entry of widths, strides and dilations (δ, checked by
+  flaxdil.config.rules) per basic structure. Softmax is not applied
   here: the logits go to the cross-entropy loss.
   """
   num_classes: int

@@ -7,38 +7,25 @@ Vocabulary used throughout flaxdil:
   * ``lax_dilation`` is what `lax.conv_general_dilated(rhs_dilation=...)`
     expects: the distance between neighbouring taps, 2δ + 1 for S = 3.
 
-δ is checked once, where the config is read (`per_block`); the functions
-below assume a valid δ.
+Every function here assumes a valid δ: the config's is checked once, before
+anything is built (flaxdil.config.rules).
 """
 
 from __future__ import annotations
-
-from flaxdil.errors import ConfigError
 
 KERNEL_SIZE = 3  # S in the paper: every depthwise filter is 3×3.
 
 
 def per_block(dilation, num_blocks: int) -> tuple[int, ...]:
-  """config.dilation → one validated δ per basic structure.
+  """config.dilation → one δ per basic structure.
 
   An int is the paper's setting (the same δ in every module, Table 2); a
   tuple gives each module its own δ (our extension, e.g.
   configs/cifar10_mixed.py).
   """
-  deltas = (tuple(dilation) if isinstance(dilation, (tuple, list))
-            else (dilation,) * num_blocks)
-  for delta in deltas:
-    if isinstance(delta, bool) or not isinstance(delta, int) or delta < 0:
-      raise ConfigError(
-          f'config.dilation (the paper\'s δ) must be an integer >= 0 or one '
-          f'such integer per basic structure, got {dilation!r}. Use e.g. '
-          '--config.dilation=2 (0: 3x3, 1: 7x7, 2: 11x11).')
-  if len(deltas) != num_blocks:
-    raise ConfigError(
-        f'config.dilation gives {len(deltas)} values for {num_blocks} '
-        'basic structures (config.widths); give one δ per structure or a '
-        'single integer.')
-  return deltas
+  if isinstance(dilation, (tuple, list)):
+    return tuple(dilation)
+  return (dilation,) * num_blocks
 
 
 def filter_span(delta: int) -> int:

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from flaxdil.dilation import KERNEL_SIZE, lax_dilation
-from flaxdil.ops import depthwise as depthwise_ops
+from flaxdil.models import depthwise as depthwise_ops
+from flaxdil.models.dilation import KERNEL_SIZE, lax_dilation
 
 ModuleDef = Callable[..., nn.Module]
 
@@ -38,7 +38,7 @@ class DilatedDepthwiseConv(nn.Module):
 
   impl: 'lax' (`lax.conv_general_dilated` with feature_group_count=C) or
   'fast' (the same function as nine slices with a hand-written backward,
-  much faster on XLA:CPU); see flaxdil.ops.depthwise.
+  much faster on XLA:CPU); see flaxdil.models.depthwise.
   """
   dilation: int = 0
   strides: int = 1
@@ -113,7 +113,7 @@ def bind(conv_impl: str, dtype: Any = jnp.float32, bn_momentum: float = 0.9,
 
 
 # Parameter-free operations as modules: each is then a named step of the
-# computation that inspection records (flaxdil.model_summary), with no
+# computation that inspection records (flaxdil.inspection.summary), with no
 # effect on parameters or arithmetic.
 
 

@@ -1,9 +1,9 @@
 """Where the computation runs: the devices, arrays placed on them, and a
 model's steps pmapped over them.
 
-With several processes (flaxdil.distributed) the steps are pmapped over the
-devices of all processes, and each process places arrays on its own devices
-only: a pmapped function takes from each process the slices of its local
+With several processes (flaxdil.distributed.processes) the steps are
+pmapped over the devices of all processes, and each process places arrays on
+its own devices only: a pmapped function takes from each process the slices of its local
 devices, shaped (local devices, ...), and returns the same.
 """
 
@@ -17,18 +17,11 @@ import ml_collections
 import numpy as np
 import optax
 
-from flaxdil import config_check, data, models, steps
-from flaxdil.errors import ConfigError
-
-
-def check_devices(config: ml_collections.ConfigDict, devices) -> None:
-  for field in ('batch_size', 'eval_batch_size'):
-    if config[field] % len(devices):
-      raise ConfigError(
-          f'config.{field}={config[field]} is not divisible by the '
-          f'{len(devices)} devices ({devices[0].platform}); use a multiple of '
-          f'{len(devices)}, e.g. --config.{field}='
-          f'{max(1, config[field] // len(devices)) * len(devices)}.')
+from flaxdil import models
+from flaxdil.config import rules
+from flaxdil.data import batches
+from flaxdil.data.source import Split
+from flaxdil.training import steps
 
 
 def _sharding(devices) -> jax.sharding.Sharding:
@@ -61,46 +54,42 @@ def unreplicate(tree):
 
 
 class PmappedModel:
-  """A config's model, its dataset's metadata and its steps pmapped over
-  the devices (by default all devices of all processes).
+  """A checked config's model, its dataset's metadata and its steps pmapped
+  over the devices (by default all devices of all processes).
 
+  Building one checks the config for these devices and the dataset
+  (flaxdil.config.rules.check_run) before anything is made.
   `devices` are those of the pmap axis, in its order; `local_devices` those
-  of this process, which it feeds (all of them with one process).
-  eval_step is built once (pmap compiles it on first call); the train step
-  depends on the run's learning-rate schedule, so `pmap_train_step` builds
-  it for one.
+  of this process, which it feeds (all of them with one process). The
+  steps are built once (pmap compiles them on their first call).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, devices=None):
-    config_check.validate(config)
     self.config = config
     self.devices = list(devices or jax.devices())
+    self.info = rules.check_run(config, self.devices)
     self.local_devices = [d for d in self.devices
                           if d.process_index == jax.process_index()]
-    check_devices(config, self.devices)
-    self.info = data.dataset_info(config)
     self.model = models.create_model(config, self.info.num_classes,
                                      axis_name=steps.AXIS)
     self.eval_step = jax.pmap(
         functools.partial(steps.eval_step, info=self.info,
                           test_time_flip=config.test_time_flip),
         axis_name=steps.AXIS, devices=self.devices)
-
-  def pmap_train_step(self, learning_rate_fn: optax.Schedule):
-    """`steps.train_on_device_data` pmapped, the state donated."""
-    return jax.pmap(
-        functools.partial(steps.train_on_device_data, config=self.config,
-                          info=self.info, learning_rate_fn=learning_rate_fn),
+    # The state is donated: its buffers are reused for the next state.
+    self.train_step = jax.pmap(
+        functools.partial(steps.train_on_device_data, config=config,
+                          info=self.info),
         axis_name=steps.AXIS, devices=self.devices, donate_argnums=(0,))
 
-  def eval_batches(self, split: data.Split) -> list:
+  def eval_batches(self, split: Split) -> list:
     """The split padded into global batches; this process's rows of each
     (those of its devices) placed on its devices once."""
     local_rows = [i for i, d in enumerate(self.devices)
                   if d in self.local_devices]
     return [shard(jax.tree_util.tree_map(lambda x: x[local_rows], batch),
                   self.local_devices)
-            for batch in data.padded_eval_batches(
+            for batch in batches.padded_eval_batches(
                 split, self.config.eval_batch_size, len(self.devices))]
 
   def describe_devices(self) -> str:

@@ -1,8 +1,8 @@
 """Evaluation over a whole split, and restoring a checkpoint to evaluate it.
 
 Every example counts once: the last batch is padded and masked
-(data.padded_eval_batches). Used by training (validation, the final test)
-and by --mode=eval and --mode=inspect.
+(flaxdil.data.batches.padded_eval_batches). Used by training (validation,
+the final test) and by --mode=eval, --mode=inspect and --mode=export.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ import ml_collections
 import numpy as np
 import optax
 
-from flaxdil import checkpoints, data, devices, distributed, steps
-from flaxdil.devices import PmappedModel
+from flaxdil.config import rules
+from flaxdil.data import source
+from flaxdil.distributed import processes
 from flaxdil.errors import FlaxdilError, WorkdirError
+from flaxdil.training import devices, steps
+from flaxdil.training.devices import PmappedModel
+from flaxdil.workdir import checkpoints, files, record
 
 
 def evaluate_batches(eval_step, state, batches) -> dict:
@@ -45,7 +49,7 @@ def restore_checkpoint(pmapped: PmappedModel, workdir: str,
 
   Where training kept an EMA of the weights, the state holds the EMA: what
   validation selected and what evaluation uses. The caller has checked that
-  the workdir's config matches (checkpoints.check_workdir_config).
+  the workdir holds a run of this model (record.check_identity).
   """
   if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
     raise FlaxdilError(
@@ -82,26 +86,26 @@ def evaluate_state(pmapped: PmappedModel, state: steps.TrainState, step: int,
   """Evaluates `state` (the checkpoint of `step`) on a whole split; writes
   WORKDIR/eval_SPLIT.json."""
   config = pmapped.config
-  examples = data.load_split(config, split)
+  examples = source.load_split(config, split)
   start = time.time()
   result = evaluate_batches(pmapped.eval_step,
                             devices.replicate(state, pmapped.local_devices),
                             pmapped.eval_batches(examples))
   result.update({'step': int(step), 'split': split, 'dataset': config.dataset,
                  'eval_seconds': time.time() - start})
-  if distributed.is_primary():
-    checkpoints.write_json_atomic(
-        os.path.join(workdir, f'eval_{split}.json'), result)
+  if processes.is_primary():
+    files.write_json_atomic(os.path.join(workdir, f'eval_{split}.json'),
+                            result)
   return result
 
 
 def restore_state(config: ml_collections.ConfigDict, workdir: str,
                   step: int | None = None
                   ) -> tuple[steps.TrainState, int, PmappedModel]:
-  """Checks that workdir holds a run of config's model, then restores the
-  checkpoint of `step` (default: the best) for evaluation."""
-  checkpoints.check_workdir_config(config, workdir)
+  """Checks the config and that workdir holds a run of its model, then
+  restores the checkpoint of `step` (default: the best) for evaluation."""
   pmapped = PmappedModel(config)
+  record.check_identity(config, workdir)
   state, step = restore_checkpoint(pmapped, workdir, step)
   return state, step, pmapped
 
@@ -112,5 +116,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   """Evaluates a saved checkpoint on a whole split (default: the test
   split); writes WORKDIR/eval_SPLIT.json."""
   state, step, pmapped = restore_state(config, workdir, step)
+  rules.check_splits(config, {'--split': split} if split else
+                     {'config.test_split': config.test_split})
   return evaluate_state(pmapped, state, step, workdir,
                         split or config.test_split)

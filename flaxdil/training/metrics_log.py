@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 
-from flaxdil.checkpoints import strict_json, write_text_atomic
+from flaxdil.workdir.files import strict_json, write_text_atomic
 
 
 def format_duration(seconds: float) -> str:
@@ -94,12 +95,15 @@ class Progress:
   def _mark(self, step: int) -> None:
     self._step, self._time = step, time.perf_counter()
 
-  def pause(self) -> float:
-    """Call before work that is not training (evaluation, saving)."""
-    return time.perf_counter()
-
-  def resume(self, paused_at: float) -> None:
-    self._time += time.perf_counter() - paused_at
+  @contextlib.contextmanager
+  def paused(self):
+    """Around work that is not training (evaluation, saving): its time does
+    not count in the rate."""
+    paused_at = time.perf_counter()
+    try:
+      yield
+    finally:
+      self._time += time.perf_counter() - paused_at
 
   def update(self, step: int, metrics: dict) -> float:
     """Prints a line for `step` (steps done); returns images/s since last."""

@@ -20,8 +20,8 @@ from absl import logging
 from flax.training import train_state
 from jax import lax
 
-from flaxdil import data
-from flaxdil.errors import ConfigError
+from flaxdil.data import augment, batches
+from flaxdil.data.source import DatasetInfo
 
 AXIS = 'batch'
 
@@ -59,8 +59,6 @@ def total_train_steps(config: ml_collections.ConfigDict,
                       epoch_steps: int) -> int:
   if config.num_train_steps > 0:
     return config.num_train_steps
-  if config.num_epochs <= 0:
-    raise ConfigError('set config.num_epochs > 0 or config.num_train_steps > 0.')
   return int(math.ceil(config.num_epochs * epoch_steps))
 
 
@@ -78,11 +76,8 @@ def create_learning_rate_fn(config: ml_collections.ConfigDict,
   peak = config.learning_rate
   if config.lr_schedule == 'cosine':
     after = optax.cosine_decay_schedule(peak, max(total_steps - warmup, 1))
-  elif config.lr_schedule == 'constant':
+  else:  # 'constant' (config.rules allows no other).
     after = optax.constant_schedule(peak)
-  else:
-    raise ConfigError(f'config.lr_schedule must be cosine or constant, got '
-                      f'{config.lr_schedule!r}.')
   if not warmup:
     return after
   return optax.join_schedules(
@@ -129,16 +124,16 @@ def cross_entropy(logits, labels, label_smoothing: float = 0.0):
 
 
 def train_step(state: TrainState, batch, augment_keys, *,
-               config: ml_collections.ConfigDict, info: data.DatasetInfo,
-               learning_rate_fn: optax.Schedule):
+               config: ml_collections.ConfigDict, info: DatasetInfo):
   """One optimizer step on this device's shard; call under pmap(AXIS).
 
   batch: {'image': uint8 (B, H, W, C), 'label': int32 (B,)};
-  augment_keys: one PRNG key per example.
+  augment_keys: one PRNG key per example. The learning rate is the
+  schedule's inside the optimizer (state.tx); the host logs it.
   """
-  images = data.augment(batch['image'], augment_keys, config.crop_padding,
-                        config.random_flip)
-  images = data.normalize(images, info.mean, info.std)
+  images = augment.augment(batch['image'], augment_keys, config.crop_padding,
+                           config.random_flip)
+  images = augment.normalize(images, info.mean, info.std)
 
   def loss_fn(params):
     logits, updates = state.apply_fn(
@@ -154,7 +149,6 @@ def train_step(state: TrainState, batch, augment_keys, *,
       'loss': loss,
       'accuracy': jnp.mean(jnp.argmax(logits, -1) == batch['label']),
   }, AXIS)
-  metrics['learning_rate'] = learning_rate_fn(state.step)
   # The same on every device: the loss and gradients are averaged already.
   finite = jnp.isfinite(metrics['loss']) & jnp.all(jnp.array(
       [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
@@ -173,14 +167,14 @@ def train_step(state: TrainState, batch, augment_keys, *,
   return new_state, metrics
 
 
-def predict(state: TrainState, images, *, info: data.DatasetInfo,
+def predict(state: TrainState, images, *, info: DatasetInfo,
             test_time_flip: bool = False):
   """uint8 images → the logits evaluation classifies by (with the EMA where
   there is one).
 
   test_time_flip: the mean of the logits of each image and its mirror image.
   """
-  images = data.normalize(images, info.mean, info.std)
+  images = augment.normalize(images, info.mean, info.std)
   variables = eval_variables(state)
   forward = lambda images: state.apply_fn(variables, images, train=False)
   logits = forward(images)
@@ -189,7 +183,7 @@ def predict(state: TrainState, images, *, info: data.DatasetInfo,
   return logits
 
 
-def eval_step(state: TrainState, batch, *, info: data.DatasetInfo,
+def eval_step(state: TrainState, batch, *, info: DatasetInfo,
               test_time_flip: bool = False):
   """Summed loss and correct predictions over the unmasked examples."""
   logits = predict(state, batch['image'], info=info,
@@ -204,8 +198,7 @@ def eval_step(state: TrainState, batch, *, info: data.DatasetInfo,
 
 def train_on_device_data(state: TrainState, train_data, key, *,
                          config: ml_collections.ConfigDict,
-                         info: data.DatasetInfo,
-                         learning_rate_fn: optax.Schedule):
+                         info: DatasetInfo):
   """Gathers this device's share of the step's batch, then `train_step`.
 
   train_data is the whole training split, uint8, on this device. The batch
@@ -216,7 +209,7 @@ def train_on_device_data(state: TrainState, train_data, key, *,
   num_devices = lax.axis_size(AXIS)
   per_device = config.batch_size // num_devices
   order_key, augment_key = jax.random.split(key)
-  indices = data.epoch_batch_indices(
+  indices = batches.epoch_batch_indices(
       order_key, state.step, train_data['label'].shape[0], config.batch_size)
   positions = lax.axis_index(AXIS) * per_device + jnp.arange(per_device)
   local = indices[positions]
@@ -224,5 +217,4 @@ def train_on_device_data(state: TrainState, train_data, key, *,
            'label': train_data['label'][local]}
   step_key = jax.random.fold_in(augment_key, state.step)
   augment_keys = jax.vmap(jax.random.fold_in, (None, 0))(step_key, positions)
-  return train_step(state, batch, augment_keys, config=config, info=info,
-                    learning_rate_fn=learning_rate_fn)
+  return train_step(state, batch, augment_keys, config=config, info=info)

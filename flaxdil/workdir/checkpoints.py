@@ -2,9 +2,9 @@
 validation.
 
 Layout:
-  WORKDIR/config.json             the config that created the workdir
   WORKDIR/checkpoints/N/          Orbax checkpoints (the latest K and the best)
   WORKDIR/checksums/N.json        SHA-256 of every array of checkpoint N
+  WORKDIR/train_seconds.json      training seconds (all sessions) at each one
   WORKDIR/damaged_checkpoints/    checkpoints found damaged, moved aside
 
 Orbax writes each checkpoint to a temporary directory and renames it when
@@ -21,104 +21,22 @@ files beside the checkpoints and moves damaged ones aside.
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import json
-import math
 import os
 import shutil
-import tempfile
 import time
-from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
-from flaxdil import distributed
+from flaxdil.distributed import processes
 from flaxdil.errors import WorkdirError
-from flaxdil.models import MODEL_FIELDS
+from flaxdil.workdir.files import is_disk_full, read_json, write_json_atomic
 
 BEST_METRIC = 'validation_accuracy'
-# Fields that, with the model's, decide what the parameters mean.
-_IDENTITY_FIELDS = MODEL_FIELDS + ('dataset',)
-
-
-def strict_json(obj: Any) -> Any:
-  """obj with every non-finite float replaced by None, so that it serialises
-  as strict JSON (null) rather than as NaN or Infinity."""
-  if isinstance(obj, float):
-    return obj if math.isfinite(obj) else None
-  if isinstance(obj, dict):
-    return {k: strict_json(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [strict_json(v) for v in obj]
-  return obj
-
-
-def write_text_atomic(path: str, text: str) -> None:
-  """Writes a file so that readers see the old one or the new, never half."""
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-',
-                             suffix=os.path.splitext(path)[1])
-  try:
-    with os.fdopen(fd, 'w') as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
-
-
-def write_json_atomic(path: str, obj: Any) -> None:
-  """Writes strict JSON, atomically."""
-  write_text_atomic(path, json.dumps(strict_json(obj), indent=2,
-                                     sort_keys=True, allow_nan=False) + '\n')
-
-
-def _jsonable(value):
-  return list(value) if isinstance(value, tuple) else value
-
-
-def check_workdir_config(config: ml_collections.ConfigDict,
-                         workdir: str) -> dict | None:
-  """Refuses a workdir whose saved config describes a different model.
-
-  Returns the saved config (a dict), or None where the workdir has none.
-  """
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    saved = json.load(f)
-  # A field the saved config lacks did not exist when it was written (e.g.
-  # 'stem', which only baselines read): nothing to compare.
-  differences = [
-      f'{field}: workdir has {saved.get(field)!r}, config has '
-      f'{_jsonable(config.get(field))!r}'
-      for field in _IDENTITY_FIELDS
-      if field in saved and _jsonable(saved[field]) != _jsonable(config.get(field))]
-  # Checkpoints hold an EMA of the weights exactly when ema_decay > 0; a
-  # saved config without the field predates it and kept none.
-  saved_ema = saved.get('ema_decay', 0.0)
-  if bool(saved_ema) != bool(config.get('ema_decay')):
-    differences.append(
-        f'ema_decay: workdir has {saved_ema!r}, config has '
-        f'{config.get("ema_decay")!r} (an EMA is kept or not)')
-  if differences:
-    raise WorkdirError(
-        f'workdir {workdir!r} holds a run of a different model ('
-        + '; '.join(differences) + '). Fix: use a new --workdir, or pass the '
-        'config that created this one (see its config.json).')
-  return saved
-
-
-def save_workdir_config(config: ml_collections.ConfigDict, workdir: str):
-  if distributed.is_primary():
-    write_json_atomic(os.path.join(workdir, 'config.json'),
-                    json.loads(config.to_json_best_effort()))
 
 
 def _best_metric(metrics) -> float:
@@ -145,16 +63,6 @@ def array_checksums(tree) -> dict[str, str]:
 
 class DamagedCheckpoint(Exception):
   """A checkpoint that cannot be read back as it was written."""
-
-
-def is_disk_full(error: BaseException) -> bool:
-  """Whether error, or one it was raised from, is ENOSPC or EDQUOT."""
-  while error is not None:
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC,
-                                                     errno.EDQUOT):
-      return True
-    error = error.__cause__ or error.__context__
-  return False
 
 
 class CheckpointStore:
@@ -196,7 +104,7 @@ class CheckpointStore:
   def save(self, step: int, state, metrics: dict | None = None) -> None:
     """Saves a host state (numpy arrays): its checksums first, then the
     checkpoint (asynchronously: training goes on while it is written)."""
-    primary = distributed.is_primary()
+    primary = processes.is_primary()
     try:
       if primary:
         os.makedirs(self._checksums, exist_ok=True)
@@ -233,15 +141,19 @@ class CheckpointStore:
   def _check_structure(self, step: int, target, partial: bool) -> None:
     """Tells a checkpoint of another training state (a config mismatch,
     not damage) from a damaged one, before restoring."""
+    # The item's handler reads the item's own metadata; a Checkpointer would
+    # also look for a step-level file inside the item and warn that it is
+    # missing (the manager keeps that file one level up).
+    handler = ocp.PyTreeCheckpointHandler()
     try:
-      with ocp.PyTreeCheckpointer() as checkpointer:
-        saved = checkpointer.metadata(
-            os.path.join(self.directory, str(step), 'default')
-        ).item_metadata.tree
+      saved = handler.metadata(
+          epath.Path(self.directory) / str(step) / 'default').tree
       saved = {leaf.name: tuple(leaf.shape)
                for leaf in jax.tree_util.tree_leaves(saved)}
     except Exception as e:  # Unreadable metadata: the checkpoint is damaged.
       raise DamagedCheckpoint(f'its metadata cannot be read: {_first_line(e)}')
+    finally:
+      handler.close()
     wanted = {_leaf_name(path): tuple(np.shape(leaf)) for path, leaf in
               jax.tree_util.tree_flatten_with_path(target)[0]}
     missing = sorted(set(wanted) - set(saved))
@@ -262,8 +174,10 @@ class CheckpointStore:
       print(f'warning: checkpoint {step} has no recorded checksums (written '
             'by an older flaxdil); restored unverified.', flush=True)
       return
-    with open(path) as f:
-      recorded = json.load(f)
+    try:
+      recorded = read_json(path, f'the checksums of checkpoint {step}')
+    except WorkdirError as e:  # Damaged like the checkpoint it vouches for.
+      raise DamagedCheckpoint(str(e)) from None
     for name, checksum in array_checksums(restored).items():
       if recorded.get(name) != checksum:
         raise DamagedCheckpoint(f'array {name} differs from what was saved')
@@ -319,14 +233,14 @@ class CheckpointStore:
     it while the others wait, then all forget it."""
     aside = os.path.join(self.workdir, 'damaged_checkpoints',
                          f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
-    distributed.barrier(f'damaged-{step}-found')
-    if distributed.is_primary():
+    processes.barrier(f'damaged-{step}-found')
+    if processes.is_primary():
       os.makedirs(os.path.dirname(aside), exist_ok=True)
       shutil.move(os.path.join(self.directory, str(step)), aside)
       if os.path.exists(self._checksum_path(step)):
         shutil.move(self._checksum_path(step),
                     os.path.join(aside, 'checksums.json'))
-    distributed.barrier(f'damaged-{step}-moved')
+    processes.barrier(f'damaged-{step}-moved')
     self.manager.reload()
     return aside
 
@@ -344,6 +258,42 @@ class CheckpointStore:
       self.wait()
     finally:
       self.manager.close()
+
+
+class TrainSeconds:
+  """Training seconds of all sessions at each checkpoint, so that the time
+  of a resumed run counts every session, each up to the checkpoint that the
+  next one resumed from."""
+
+  def __init__(self, workdir: str):
+    """Reads the record, if any (before anything is written: a damaged
+    file is one clear error)."""
+    self._path = os.path.join(workdir, 'train_seconds.json')
+    self._at = read_json(self._path,
+                         'the training time at each checkpoint') or {}
+    self.earlier = 0.0
+    self.start_session()
+
+  def resume_from(self, step: int | None) -> None:
+    """Continues from the checkpoint of `step` (None: a new run)."""
+    self._at = {k: v for k, v in self._at.items()
+                if step is not None and int(k) <= step}
+    self.earlier = self._at.get(str(step), 0.0)
+
+  def start_session(self) -> None:
+    self._session_start = time.monotonic()
+
+  def total(self) -> float:
+    """Seconds of the sessions before this one, and of this one so far."""
+    return self.earlier + time.monotonic() - self._session_start
+
+  def record(self, step: int, kept_steps) -> None:
+    """At a checkpoint of `step`; forgets steps no longer kept."""
+    self._at[str(step)] = self.total()
+    kept = set(kept_steps) | {step}
+    self._at = {k: v for k, v in self._at.items() if int(k) in kept}
+    if processes.is_primary():
+      write_json_atomic(self._path, self._at)
 
 
 def _first_line(error: BaseException) -> str:

@@ -5,7 +5,7 @@ run killed with kill -9 never blocks the next start. The file names the
 holder (host, PID, start time) so a refused second run can say who holds it.
 
 A run of several processes is one run: its process 0 holds the lock for all
-of them (flaxdil.train shares the outcome with the others), and the file
+of them (`lock_for_run` shares the outcome with the others), and the file
 says how many processes the holder leads.
 """
 
@@ -17,6 +17,9 @@ import os
 import socket
 import time
 
+import jax
+
+from flaxdil.distributed import processes
 from flaxdil.errors import WorkdirError
 
 LOCK_NAME = '.lock'
@@ -71,3 +74,47 @@ def _read_holder(fd: int) -> str:
             f'{holder["since"]}')
   except (ValueError, KeyError, OSError):
     return 'holder unknown'
+
+
+class _LockOfProcess0:
+  """What a process other than 0 holds: process 0 locked the workdir for the
+  whole run."""
+
+  def release(self) -> None:
+    pass
+
+
+def check_path(workdir: str) -> None:
+  """What can be told about the workdir without creating it."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise WorkdirError(f'--workdir={workdir!r} is a file, not a directory. '
+                       'Fix: point --workdir at a directory (new or a '
+                       'training workdir).')
+  existing = os.path.abspath(workdir)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.access(existing, os.W_OK | os.X_OK) or (
+      os.statvfs(existing).f_flag & os.ST_RDONLY):
+    raise WorkdirError(f'cannot write to --workdir={workdir!r} ({existing} '
+                       'is read-only). Fix: use a directory you can write to.')
+
+
+def lock_for_run(workdir: str) -> WorkdirLock | _LockOfProcess0:
+  """Creates the workdir if needed and takes its lock (process 0, for every
+  process of the run), or says why not (on every process)."""
+  if not processes.is_primary():
+    processes.agree('workdir-lock', None)  # Raises process 0's refusal.
+    return _LockOfProcess0()
+  lock = WorkdirLock(workdir, jax.process_count())
+
+  def acquire():
+    try:
+      os.makedirs(workdir, exist_ok=True)
+      lock.acquire()
+    except OSError as e:
+      raise WorkdirError(f'cannot write to --workdir={workdir!r} '
+                         f'({e.strerror}). Fix: use a directory you can '
+                         'write to, on a disk with free space.') from None
+
+  processes.agree('workdir-lock', acquire)
+  return lock
