@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 
 from conftest import ROOT
 from flaxdil import models
-from flaxdil.errors import ConfigError
+from flaxdil.errors import ConfigError, FlaxdilError
 from flaxdil.experiments import report, sweep
 from flaxdil.models import baselines
 
@@ -117,3 +117,60 @@ def test_report_gives_the_minutes_until_validation_reached_the_paper(tmp_path):
   assert run.minutes_to(0.9) is None
   row = report.table([run]).splitlines()[2].split(' | ')
   assert row[7:9] == ['82.04', '6.0 min']
+
+
+def _synthetic_run(root, name, dilation, seed, accuracy):
+  workdir = root / name
+  workdir.mkdir(parents=True)
+  config = {'model': 'dilated_net', 'dilation': dilation, 'seed': seed,
+            'num_epochs': 3, 'data_dir': f'/data/{seed}'}
+  (workdir / 'config.json').write_text(json.dumps(config))
+  (workdir / 'summary.json').write_text(json.dumps(
+      {'test_accuracy': accuracy, 'num_params': 1, 'final_step': 10,
+       'train_wall_time_sec': 60.0}))
+
+
+def test_report_over_seeds_gives_mean_spread_interval_and_paired_differences(
+    tmp_path):
+  accuracy = {0: [0.70, 0.72, 0.74], 2: [0.50, 0.53, 0.53]}
+  for dilation, values in accuracy.items():
+    for seed, value in enumerate(values):
+      _synthetic_run(tmp_path / 'sweep', f'delta{dilation}-seed{seed}',
+                     dilation, seed, value)
+  result = report.write_report([str(tmp_path / 'sweep')], str(tmp_path / 'out'))
+  base, dilated = result['groups']
+  assert (base['group'], base['n'], dilated['group']) == ('delta0', 3, 'delta2')
+  assert base['mean'] == pytest.approx(0.72)
+  assert base['std'] == pytest.approx(0.02)
+  # Student's t with 2 degrees of freedom: 4.303 · 0.02 / √3.
+  half = 4.303 * 0.02 / 3 ** 0.5
+  assert base['ci95'] == pytest.approx([0.72 - half, 0.72 + half])
+  paired = dilated['paired_to_reference']
+  assert paired['seeds'] == [0, 1, 2]
+  assert paired['differences'] == pytest.approx([-0.20, -0.19, -0.21])
+  assert paired['mean'] == pytest.approx(-0.20)
+  assert paired['excludes_zero'] and base['paired_to_reference'] is None
+  table = result['table']
+  assert table.startswith('## Over seeds')
+  assert '| delta0 | 0 | 3 | 72.00 | 2.00 |' in table
+  assert '-20.00 [' in table and 'excludes 0' in table
+  assert table.count('finished') == 6  # Every run's own row is kept.
+  saved = json.load(open(tmp_path / 'out' / 'seeds.json'))
+  assert saved['reference'] == 'delta0' and len(saved['groups']) == 2
+  with open(tmp_path / 'out' / 'accuracy_vs_dilation.png', 'rb') as f:
+    assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+  with pytest.raises(FlaxdilError, match="--reference='delta9' names no group"):
+    report.write_report([str(tmp_path / 'sweep')], str(tmp_path / 'out'),
+                        reference='delta9')
+
+
+def test_seeds_name_every_run_and_come_seed_major(tmp_path, monkeypatch):
+  runs = sweep.with_seeds(sweep.SWEEPS['table2'][:2], 2)
+  assert [r.name for r in runs] == ['delta0-seed0', 'delta1-seed0',
+                                    'delta0-seed1', 'delta1-seed1']
+  config = sweep.load_config(runs[3], CONFIGS, 'seed=7')
+  assert (config.seed, config.dilation) == (1, 1)
+  with pytest.raises(ConfigError, match='drop seed= from --set'):
+    sweep.run_sweep('table2', str(tmp_path), CONFIGS, 'seed=7', seeds=2)
+  with pytest.raises(ConfigError, match='--seeds=0'):
+    sweep.run_sweep('table2', str(tmp_path), CONFIGS, seeds=0)

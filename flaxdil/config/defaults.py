@@ -25,6 +25,12 @@ def get_config():
   config.validation_size = 5000    # Held out of train_split for model selection.
   config.crop_padding = 4          # Random crop after zero-padding; 0: off.
   config.random_flip = True        # Horizontal flip.
+  # The size the network sees: None keeps the dataset's own; an integer S
+  # resizes every image (bilinear, no antialiasing, on the device, after the
+  # augmentation at the dataset's size) to S×S as the network's first
+  # operation, in training, evaluation and export alike (e.g. 96: CIFAR-10
+  # enlarged 3x).
+  config.image_size = ml_collections.config_dict.placeholder(int)
 
   # Model (these fields fix what the parameters mean: a workdir refuses
   # another value of them).

@@ -85,6 +85,9 @@ FIELDS = {
     'crop_padding': Rule(lambda v: _is_int(v) and v >= 0,
                          'an integer >= 0 (0: off)', FIXED),
     'random_flip': Rule(_is_bool, 'True or False', FIXED),
+    'image_size': Rule(lambda v: v is None or (_is_int(v) and v >= 1),
+                       'None (the dataset\'s own size) or an integer >= 1',
+                       IDENTITY),
     # Model.
     'model': Rule(lambda v: v in models.MODELS,
                   f'one of {", ".join(models.MODELS)}', IDENTITY),

@@ -1,8 +1,13 @@
-"""Finished (or running) workdirs → a markdown table and PNG plots.
+"""Finished (or running) workdirs → markdown tables and PNG plots.
 
 Reads what training leaves in each workdir: config.json, metrics.jsonl,
 summary.json (once finished) and budget.json (for time-budgeted sweeps).
 Nothing is recomputed, so a report can be made while a sweep still runs.
+
+Runs whose configs differ only in their seed form a group: the report gives
+each group's test accuracy over its seeds (n, mean, standard deviation, 95 %
+interval) and, against a reference group (δ = 0 in Table 2), the paired
+difference at each seed (flaxdil.experiments.stats).
 """
 
 from __future__ import annotations
@@ -10,10 +15,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
 from flaxdil.errors import FlaxdilError
-from flaxdil.experiments import paper
+from flaxdil.experiments import paper, stats
 from flaxdil.workdir import files
+
+# Fields that say where a run's files are or how often it logs and saves,
+# not what it computes: runs that differ only in these (and the seed) are
+# the same experiment.
+_BOOKKEEPING = ('seed', 'data_dir', 'manual_dir', 'log_every_steps',
+                'checkpoint_every_steps', 'checkpoint_every_minutes',
+                'keep_checkpoints', 'eval_batch_size', 'conv_impl')
 
 
 @dataclasses.dataclass
@@ -36,6 +49,8 @@ class RunRecord:
 
   def elapsed_minutes(self) -> list[float]:
     """Minutes since the first record, for each validation record."""
+    if not self.validation:
+      return []
     start = (self.train or self.validation)[0]['time']
     return [(r['time'] - start) / 60 for r in self.validation]
 
@@ -134,82 +149,109 @@ def table(runs: list[RunRecord]) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def plots(runs: list[RunRecord], out_dir: str) -> list[str]:
-  """Writes the PNGs that the runs support; returns their paths."""
-  import matplotlib  # Only reports need it.
-  matplotlib.use('Agg')
-  from matplotlib import pyplot as plt
+@dataclasses.dataclass
+class Group:
+  """Runs of one experiment at different seeds."""
+  name: str
+  runs: list  # RunRecord, finished or not.
 
-  written = []
+  @property
+  def config(self) -> dict:
+    return self.runs[0].config
 
-  def save(fig, name):
-    path = os.path.join(out_dir, name)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    written.append(path)
+  def test_accuracy(self) -> dict:
+    """{seed: test accuracy} of the finished runs."""
+    return {r.config.get('seed', 0): r.summary['test_accuracy']
+            for r in self.runs if r.finished}
 
-  # Training curves: validation accuracy against epoch and against minutes.
-  fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 4))
+
+def group_by_seed(runs: list[RunRecord]) -> list[Group]:
+  """Runs that differ only in seed (and bookkeeping), in first-seen order;
+  a group is named as its runs are, without their -seedK."""
+  groups = {}
   for run in runs:
-    if not run.validation:
+    key = json.dumps({k: v for k, v in run.config.items()
+                      if k not in _BOOKKEEPING}, sort_keys=True)
+    groups.setdefault(key, []).append(run)
+  return [Group(re.sub(r'-seed\d+$', '', members[0].name), members)
+          for members in groups.values()]
+
+
+def _reference(groups: list[Group], name: str | None) -> Group | None:
+  """The group named `name`; by default the paper's network with δ = 0 in
+  every module where the groups are rows of Table 2."""
+  if name:
+    found = [g for g in groups if g.name == name]
+    if not found:
+      raise FlaxdilError(f'--reference={name!r} names no group; groups: '
+                         f'{", ".join(g.name for g in groups)}.')
+    return found[0]
+  return next((g for g in groups if g.config.get('dilation') == 0
+               and g.config.get('model', 'dilated_net') == 'dilated_net'),
+              None)
+
+
+def _interval(described: dict) -> str:
+  if described['ci95'] is None:
+    return '—'
+  low, high = described['ci95']
+  return f'[{100 * low:.2f}, {100 * high:.2f}]'
+
+
+def seed_table(groups: list[Group], reference: Group | None) -> tuple[str, list]:
+  """Test accuracy over seeds per group, in percent, with the paired
+  difference to the reference; and the same as JSON-able records."""
+  header = ('| group | δ | n | mean % | std | 95 % interval | paper % '
+            '| paired diff. to ' + (reference.name if reference else '—')
+            + ' (95 % interval) | seeds |')
+  lines = [header, '|' + '---|' * (header.count('|') - 1)]
+  records = []
+  base = reference.test_accuracy() if reference else {}
+  for group in groups:
+    accuracy = group.test_accuracy()
+    if not accuracy:
       continue
-    accuracy = [100 * r['accuracy'] for r in run.validation]
-    by_epoch.plot([r['epoch'] for r in run.validation], accuracy,
-                  marker='.', label=run.name)
-    by_time.plot(run.elapsed_minutes(), accuracy, marker='.', label=run.name)
-  by_epoch.set(xlabel='epoch', ylabel='validation accuracy (%)',
-               title='Training curves')
-  by_time.set(xlabel='wall-clock minutes', ylabel='validation accuracy (%)',
-              title='Against training time')
-  for axes in (by_epoch, by_time):
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-  save(fig, 'curves.png')
-
-  finished = [r for r in runs if r.finished]
-  dilated = [r for r in finished if r.config.get('model', 'dilated_net') == 'dilated_net'
-             and isinstance(r.config.get('dilation'), int)]
-  if len({r.config['dilation'] for r in dilated}) > 1:
-    dilated.sort(key=lambda r: r.config['dilation'])
-    fig, axes = plt.subplots(figsize=(5.5, 4))
-    axes.plot([r.config['dilation'] for r in dilated],
-              [100 * r.summary['test_accuracy'] for r in dilated], 'o-',
-              label='flaxdil (measured)')
-    axes.plot(list(paper.TABLE2_ACCURACY), list(paper.TABLE2_ACCURACY.values()),
-              's--', label='paper, Table 2')
-    axes.set(xlabel='δ (paper\'s dilation rate)', ylabel='CIFAR-10 test accuracy (%)',
-             title='Accuracy against δ', xticks=list(paper.TABLE2_ACCURACY))
-    axes.grid(alpha=0.3)
-    axes.legend()
-    save(fig, 'accuracy_vs_dilation.png')
-
-  models = {r.config.get('model', 'dilated_net') for r in finished}
-  if len(models) > 1:
-    for key, label, name in (
-        (lambda r: r.summary['num_params'], 'parameters', 'accuracy_vs_params.png'),
-        (lambda r: r.summary['train_wall_time_sec'] / 60,
-         'training + validation minutes',
-         'accuracy_vs_time.png')):
-      fig, axes = plt.subplots(figsize=(6, 4.5))
-      for run in finished:
-        axes.scatter(key(run), 100 * run.summary['test_accuracy'])
-        axes.annotate(run.name, (key(run), 100 * run.summary['test_accuracy']),
-                      fontsize=8, xytext=(4, 4), textcoords='offset points')
-      if name == 'accuracy_vs_params.png':
-        axes.set_xscale('log')
-      axes.set(xlabel=label, ylabel='CIFAR-10 test accuracy (%)',
-               title=f'Accuracy against {label}')
-      axes.grid(alpha=0.3)
-      save(fig, name)
-  return written
+    described = stats.describe([accuracy[s] for s in sorted(accuracy)])
+    paired = (stats.paired_differences(accuracy, base)
+              if reference and group is not reference else None)
+    model = group.config.get('model', 'dilated_net')
+    expected = paper.expected_accuracy(model, group.config.get('dilation'))
+    if paired:
+      diff = (f'{100 * paired["mean"]:+.2f} {_interval(paired)}'
+              + (' excludes 0' if paired['excludes_zero'] else ''))
+    else:
+      diff = '—'
+    lines.append('| ' + ' | '.join([
+        group.name,
+        _dilation_label(group.config.get('dilation')) if model == 'dilated_net' else '—',
+        str(described['n']), f'{100 * described["mean"]:.2f}',
+        '—' if described['std'] is None else f'{100 * described["std"]:.2f}',
+        _interval(described), '—' if expected is None else f'{expected:.2f}',
+        diff, ', '.join(str(s) for s in sorted(accuracy))]) + ' |')
+    records.append({'group': group.name, 'config': group.config,
+                    'test_accuracy_by_seed': accuracy, **described,
+                    'paper': expected, 'paired_to_reference': paired})
+  return '\n'.join(lines) + '\n', records
 
 
-def write_report(paths: list[str], out_dir: str) -> dict:
+def write_report(paths: list[str], out_dir: str,
+                 reference: str | None = None) -> dict:
+  """OUT/table.md (per run; over seeds where runs share a config), OUT/
+  seeds.json and the plots the runs support."""
   runs = [load_run(w) for w in find_workdirs(paths)]
+  groups = group_by_seed(runs)
+  base = _reference(groups, reference)
   os.makedirs(out_dir, exist_ok=True)
   text = table(runs)
+  over_seeds, records = seed_table(groups, base)
+  if any(len(g.runs) > 1 for g in groups):
+    text = ('## Over seeds\n\n' + over_seeds + '\n## Per run\n\n' + text)
+    files.write_json_atomic(os.path.join(out_dir, 'seeds.json'),
+                            {'reference': base.name if base else None,
+                             'groups': records})
   with open(os.path.join(out_dir, 'table.md'), 'w') as f:
     f.write(text)
-  images = plots(runs, out_dir)
-  return {'table': text, 'plots': images, 'runs': [r.workdir for r in runs]}
+  from flaxdil.experiments import plots  # matplotlib: only for reports.
+  images = plots.write_plots(runs, groups, out_dir)
+  return {'table': text, 'plots': images, 'runs': [r.workdir for r in runs],
+          'groups': records}

@@ -6,6 +6,11 @@ ones (those with a summary.json). Every run's config, data and workdir
 record are checked before the first run starts. bin/report.py turns the
 workdirs into a table and plots.
 
+With seeds (--seeds=N), every run is trained at seeds 0..N-1, each in
+ROOT/NAME-seedK, all runs at seed 0 first, then seed 1, ...: a sweep stopped
+early has complete rows. bin/report.py groups the runs that differ only in
+seed (mean, spread, paired differences).
+
 A time budget (minutes per run) is turned into a number of steps once, from
 the train step's measured speed on this machine, before the run starts; the
 step count is then part of the run's config.json, so a resumed run keeps it.
@@ -29,6 +34,13 @@ class Run:
   name: str       # The run's workdir under the sweep's root.
   config: str     # A config file of the configs directory, without '.py'.
   arg: str = ''   # Its get_config argument.
+  seed: int | None = None  # Set by --seeds; None: the config's own seed.
+
+
+def with_seeds(runs: list[Run], seeds: int) -> list[Run]:
+  """Every run at seeds 0..seeds-1, seed-major, named NAME-seedK."""
+  return [dataclasses.replace(run, name=f'{run.name}-seed{seed}', seed=seed)
+          for seed in range(seeds) for run in runs]
 
 
 SWEEPS = {
@@ -45,10 +57,12 @@ SWEEPS = {
 
 def load_config(run: Run, configs_dir: str,
                 overrides: str = '') -> ml_collections.ConfigDict:
-  """The run's config (CONFIGS_DIR/CONFIG.py:ARG) with `overrides` applied."""
+  """The run's config (CONFIGS_DIR/CONFIG.py:ARG) with `overrides` applied,
+  then the run's seed."""
   path = os.path.join(configs_dir, f'{run.config}.py')
   config = config_files.load(f'{path}:{run.arg}' if run.arg else path)
-  return apply_arguments(config, overrides or None)
+  config = apply_arguments(config, overrides or None)
+  return config if run.seed is None else with_fields(config, seed=run.seed)
 
 
 def _measured_steps(config: ml_collections.ConfigDict,
@@ -64,15 +78,25 @@ def _measured_steps(config: ml_collections.ConfigDict,
 
 
 def run_sweep(name: str, root: str, configs_dir: str, overrides: str = '',
-              budget_minutes: float | None = None, only=None) -> list[str]:
+              budget_minutes: float | None = None, only=None,
+              seeds: int | None = None) -> list[str]:
   """Trains every run of sweep `name` under root, its configs read from
-  configs_dir (the checkout's configs/); returns their workdirs."""
+  configs_dir (the checkout's configs/), at seeds 0..seeds-1 if given;
+  returns their workdirs."""
   if name not in SWEEPS:
     raise ConfigError(f'unknown sweep {name!r}; known: {", ".join(SWEEPS)}.')
   runs = [r for r in SWEEPS[name] if not only or r.name in only]
   if only and len(runs) != len(set(only)):
     raise ConfigError(f'--only names runs not in sweep {name!r}: known runs '
                       f'are {", ".join(r.name for r in SWEEPS[name])}.')
+  if seeds is not None:
+    if seeds < 1:
+      raise ConfigError(f'--seeds={seeds}: give a number of seeds >= 1.')
+    if any(item.strip().startswith('seed=')
+           for item in overrides.split(',')):
+      raise ConfigError('--seeds sets every run\'s seed: drop seed= from '
+                        '--set.')
+    runs = with_seeds(runs, seeds)
   configs = [load_config(run, configs_dir, overrides) for run in runs]
   workdirs = [os.path.join(root, run.name) for run in runs]
   _check_every_run(name, runs, configs, workdirs)

@@ -56,7 +56,12 @@ def build_onnx(summary: dict, variables: dict):
   for layer in summary['layers']:
     kind, name = layer['kind'], layer['name']
     inputs = [outputs[i] for i in layer['inputs']]
-    if kind == 'depthwise_conv':
+    if kind == 'resize':  # jax.image.resize's bilinear: half-pixel centres.
+      y = node('Resize', [inputs[0], '', '',
+                          const(name + '/size', np.int64(layer['output_hw']))],
+               name, mode='linear', axes=[2, 3], antialias=0,
+               coordinate_transformation_mode='half_pixel')
+    elif kind == 'depthwise_conv':
       kernel = _node_params(params, name)['kernel']  # (3, 3, 1, C)
       pad = layer['padding'][0][0]
       y = node('Conv', [inputs[0], const(name + '/W', kernel.transpose(3, 2, 0, 1))],

@@ -20,7 +20,8 @@ from flaxdil.models import depthwise as depthwise_ops
 from flaxdil.models import dilation
 from flaxdil.models.dilated import DilatedNet
 from flaxdil.models.layers import (Concat, DilatedDepthwiseConv, Flatten,
-                                   GlobalAvgPool, MaxPool, PointwiseConv, ReLU)
+                                   GlobalAvgPool, MaxPool, PointwiseConv, ReLU,
+                                   Resize)
 
 
 # What each operation is called in the summary; every one is a step of the
@@ -29,14 +30,15 @@ _KINDS = ((DilatedDepthwiseConv, 'depthwise_conv'), (PointwiseConv, 'conv'),
           (nn.Conv, 'conv'), (nn.Dense, 'dense'), (nn.BatchNorm, 'batch_norm'),
           (ReLU, 'relu'), (GlobalAvgPool, 'global_avg_pool'),
           (MaxPool, 'max_pool'), (Concat, 'concat'), (Flatten, 'flatten'),
-          (nn.Dropout, 'dropout'))
+          (nn.Dropout, 'dropout'), (Resize, 'resize'))
 
 
 @dataclasses.dataclass
 class Layer:
   name: str
-  # depthwise_conv | conv | dense | batch_norm | relu | global_avg_pool |
-  # max_pool | concat | flatten | dropout (the identity at inference)
+  # resize | depthwise_conv | conv | dense | batch_norm | relu |
+  # global_avg_pool | max_pool | concat | flatten | dropout (the identity at
+  # inference)
   kind: str
   in_channels: int
   out_channels: int
@@ -56,8 +58,9 @@ class Layer:
   active_taps: int | None = None
   # The extent of those taps: the span the filter really has on this map.
   effective_span: int | None = None
-  # Of one output pixel, in input pixels, through the filter spans (the
-  # paper's view) and through the effective spans (what the layer can see).
+  # Of one output pixel, in pixels of the network's input (the images after
+  # any resize), through the filter spans (the paper's view) and through the
+  # effective spans (what the layer can see).
   # Only for a plain chain of layers (dilated_net); None for branching nets.
   receptive_field: int | None = None
   effective_receptive_field: int | None = None
@@ -243,6 +246,10 @@ def summarize(model: nn.Module, image_shape, params=None,
   return {
       **(metadata or {}),
       'input_shape': list(image_shape),
+      # What the first layer after any resize sees.
+      'network_input_shape': next(
+          ([*layer.output_hw, layer.out_channels] for layer in layers
+           if layer.kind == 'resize'), list(image_shape)),
       'layers': [dataclasses.asdict(layer) for layer in layers],
       'joint_module_costs': joint_module_costs(layers),
       'params': rows,

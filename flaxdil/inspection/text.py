@@ -21,7 +21,12 @@ def format_summary(summary: dict) -> str:
   for key in ('model', 'dataset', 'checkpoint', 'checkpoint_step'):
     if key in summary:
       out.append(f'{key}: {summary[key]}')
-  out.append(f'input: {summary["input_shape"]}\n')
+  out.append(f'input: {summary["input_shape"]}')
+  if summary['network_input_shape'] != summary['input_shape']:
+    out.append(f'network input: {summary["network_input_shape"]} (resized '
+               'on the device; map sizes, taps and receptive fields below '
+               'are in its pixels)')
+  out.append('')
   has_stats = any('mean' in r for r in summary['params'])
   headers = ['parameter', 'shape', 'count'] + (['mean', 'std'] if has_stats else [])
   rows = [[r['path'], 'x'.join(map(str, r['shape'])), f'{r["count"]:,}']

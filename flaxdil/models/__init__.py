@@ -22,11 +22,6 @@ import ml_collections
 from flaxdil.models import baselines, dilation, layers
 from flaxdil.models.dilated import DilatedNet
 
-# The config fields that fix what a model's parameters mean: a checkpoint
-# written with one value of these cannot be resumed or evaluated with
-# another.
-MODEL_FIELDS = ('model', 'widths', 'strides', 'dilation', 'stem', 'dtype')
-
 MODELS = ('dilated_net',) + tuple(baselines.BASELINES)
 STEMS = baselines.STEMS
 CONV_IMPLS = ('auto',) + layers.CONV_IMPLS
@@ -68,7 +63,7 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int,
   axis_name: the pmap axis over which BatchNorm averages batch statistics.
   """
   bound = layers.bind(config_conv_impl(config), DTYPES[config.dtype],
-                      config.bn_momentum, axis_name)
+                      config.bn_momentum, axis_name, config.image_size)
   if config.model in baselines.BASELINES:
     return baselines.BASELINES[config.model](
         num_classes=num_classes, layers=bound, stem=config.stem)

@@ -90,6 +90,7 @@ class MobileNetV1(_Baseline):
 
   @nn.compact
   def __call__(self, x, *, train: bool):
+    x = self.layers.network_input(x)
     # ImageNet: a stride-2 stem (224 → 112 → … → 7); CIFAR: stride 1
     # (32 → … → 2).
     x = _conv_bn(self, 32, 3, 2 if self.stem == 'imagenet' else 1,
@@ -127,6 +128,7 @@ class SqueezeNet(_Baseline):
 
   @nn.compact
   def __call__(self, x, *, train: bool):
+    x = self.layers.network_input(x)
     if self.stem == 'imagenet':
       x = _max_pool(_conv_bn(self, 96, 7, 2, name='stem')(x, train=train),
                     name='stem_pool')
@@ -177,6 +179,7 @@ class GoogLeNet(_Baseline):
 
   @nn.compact
   def __call__(self, x, *, train: bool):
+    x = self.layers.network_input(x)
     conv = lambda features, kernel, strides, name, x: _conv_bn(
         self, features, kernel, strides, name=name)(x, train=train)
     if self.stem == 'imagenet':  # 224 → 56 before the first inception.
@@ -206,6 +209,7 @@ class VGG16(_Baseline):
 
   @nn.compact
   def __call__(self, x, *, train: bool):
+    x = self.layers.network_input(x)
     conv_index = pool_index = 0
     for item in _VGG16:
       if item == 'M':

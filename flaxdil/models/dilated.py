@@ -65,7 +65,7 @@ class DilatedNet(nn.Module):
 
   @nn.compact
   def __call__(self, images: jax.Array, *, train: bool) -> jax.Array:
-    x = images
+    x = self.layers.network_input(images)
     for i, (width, stride, dilation) in enumerate(
         zip(self.widths, self.strides, self.dilations)):
       x = BasicStructure(width, dilation, stride, self.layers,

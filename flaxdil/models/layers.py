@@ -82,6 +82,20 @@ class PointwiseConv(nn.Module):
         x, kernel, (1, 1), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
+class Resize(nn.Module):
+  """Bilinear resize of (N, H, W, C) images to size×size, with half-pixel
+  centres and no antialiasing: for enlarging (what config.image_size is
+  for), antialiasing changes nothing, and without it the resize is exactly
+  ONNX's linear Resize, so the exported model computes the same."""
+  size: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    n, _, _, c = x.shape
+    return jax.image.resize(x, (n, self.size, self.size, c), 'bilinear',
+                            antialias=False)
+
+
 @dataclasses.dataclass(frozen=True)
 class Layers:
   """Constructors of a model's layers with the config's settings bound."""
@@ -90,6 +104,15 @@ class Layers:
   conv: ModuleDef       # nn.Conv(features, kernel_size, strides): no bias, SAME
   dense: ModuleDef      # nn.Dense(features)
   norm: ModuleDef       # nn.BatchNorm(use_running_average=)
+  image_size: int | None = None  # The size the network sees (None: as given).
+
+  def network_input(self, images: jax.Array) -> jax.Array:
+    """The images at the size the network sees: the first operation of every
+    network (a step of its computation that inspection and export see).
+    Call inside a compact method; without an image_size, nothing."""
+    if self.image_size is None:
+      return images
+    return Resize(self.image_size, name='resize')(images)
 
   def batch_norm(self, train: bool) -> ModuleDef:
     """BatchNorm for a forward pass: batch statistics (global across the
@@ -99,9 +122,11 @@ class Layers:
 
 
 def bind(conv_impl: str, dtype: Any = jnp.float32, bn_momentum: float = 0.9,
-         axis_name: str | None = None) -> Layers:
+         axis_name: str | None = None, image_size: int | None = None
+         ) -> Layers:
   """conv_impl: 'lax' or 'fast' (see CONV_IMPLS)."""
   return Layers(
+      image_size=image_size,
       depthwise=functools.partial(DilatedDepthwiseConv, impl=conv_impl,
                                   dtype=dtype),
       pointwise=functools.partial(PointwiseConv, impl=conv_impl, dtype=dtype),

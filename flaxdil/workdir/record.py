@@ -19,7 +19,7 @@ import time
 
 import ml_collections
 
-from flaxdil.config import rules
+from flaxdil.config import defaults, rules
 from flaxdil.distributed import processes
 from flaxdil.errors import WorkdirError
 from flaxdil.workdir import files
@@ -41,9 +41,12 @@ def read_config(workdir: str) -> dict | None:
 
 def _differences(saved: dict, now: dict, fields) -> dict:
   """{field: (saved, now)} for the fields whose values differ. A field the
-  saved config lacks did not exist when it was written: nothing to compare."""
-  return {f: (saved[f], now.get(f)) for f in fields
-          if f in saved and saved[f] != now.get(f)}
+  saved config lacks did not exist when it was written, and its default is
+  what that run did (a field is added with the default that keeps every
+  result as it was)."""
+  default = _as_json(defaults.get_config())
+  saved = {f: saved.get(f, default[f]) for f in fields}
+  return {f: (saved[f], now.get(f)) for f in fields if saved[f] != now.get(f)}
 
 
 def _listed(differences: dict) -> str:
