@@ -1,6 +1,8 @@
 """Speed of a config's model on this machine: train, eval, latency, memory.
 
   python bin/bench.py --config=configs/cifar10.py [--config.conv_impl=lax]
+  python bin/bench.py --config=configs/tiny.py --config.batch_size=64 \
+      --loop_steps=3000 --loop_log_every=500 --config.steps_per_dispatch=8
 
 Compiles first (compile time reported on its own), then times several runs
 and reports medians. Uses random data of the dataset's shape, so it needs the
@@ -19,6 +21,12 @@ _RUNS = flags.DEFINE_integer('runs', 5, 'Timed runs; medians are reported.')
 _STEPS = flags.DEFINE_integer('steps', 5, 'Train/eval steps per timed run.')
 _LATENCY_CALLS = flags.DEFINE_integer('latency_calls', 50,
                                       'Batch-1 calls per latency run.')
+_LOOP_STEPS = flags.DEFINE_integer(
+    'loop_steps', 0, 'Also time the training loop itself for this many steps '
+    '(0: off), on random data, with the config\'s steps_per_dispatch.')
+_LOOP_LOG_EVERY = flags.DEFINE_integer(
+    'loop_log_every', 100, 'The loop\'s logging interval; its rate is the '
+    'median of the logged rates after the first.')
 
 
 def main(argv) -> None:
@@ -27,7 +35,9 @@ def main(argv) -> None:
   from flaxdil.experiments import benchmark  # Imports JAX: after flags.
   with exit_on_user_error():
     benchmark.run(_CONFIG.value, runs=_RUNS.value, steps=_STEPS.value,
-                  latency_calls=_LATENCY_CALLS.value)
+                  latency_calls=_LATENCY_CALLS.value,
+                  loop_steps=_LOOP_STEPS.value,
+                  loop_log_every=_LOOP_LOG_EVERY.value)
 
 
 if __name__ == '__main__':

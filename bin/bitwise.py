@@ -71,7 +71,8 @@ def record(repo: str, out: str, data_dir: str, only=None) -> None:
       if only and name not in only:
         continue
       workdir = os.path.join(root, name)
-      env = dict(os.environ, JAX_PLATFORMS='cpu')
+      # REPO's own flaxdil, whatever flaxdil this environment has installed.
+      env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=repo)
       result = subprocess.run(
           [sys.executable, os.path.join(repo, 'bin', 'main.py'), *args,
            f'--config.data_dir={data_dir}', f'--workdir={workdir}'],

@@ -95,9 +95,9 @@ def test_dilated_depthwise_equals_zero_inserted_dense_convolution(delta, stride,
     x = jax.random.normal(jax.random.key(0), (2, 13, 16, 4), jnp.float64)
     module = layers.DilatedDepthwiseConv(dilation=delta, strides=stride,
                                          impl=impl, dtype=jnp.float64)
-    variables = module.init(jax.random.key(1), x)
+    # Compiled programs rather than one per operation: the suite's time.
+    variables = jax.jit(module.init)(jax.random.key(1), x)
     kernel = np.asarray(variables['params']['kernel'], np.float64)
-    # One compiled program rather than one per operation: the suite's time.
     got = jax.jit(module.apply)(variables, x)
     span = dilation.filter_span(delta)
     half = span // 2

@@ -86,4 +86,15 @@ def get_config():
   # optimizer state and BatchNorm statistics kept) and counted in the
   # metrics as nonfinite_steps.
   config.skip_nonfinite_steps = False
+  # Train steps per dispatch to the devices: K > 1 runs K steps inside one
+  # compiled program (a lax.scan of the same step), which saves the host's
+  # per-step cost where steps are short (small models, accelerators). The
+  # same batches, augmentation and checkpoints as K = 1; logging,
+  # validation and step-based saves still happen at their exact steps
+  # (a block never crosses one), time-based saves and SIGTERM at the end of
+  # the block in which they come due.
+  config.steps_per_dispatch = 1
+  # 'A:B' traces the steps after step A up to step B with jax.profiler into
+  # WORKDIR/profile/ (for TensorBoard's profile plugin or Perfetto); '' off.
+  config.profile_steps = ''
   return config

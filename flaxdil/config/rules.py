@@ -145,7 +145,22 @@ FIELDS = {
     'keep_checkpoints': Rule(lambda v: _is_int(v) and v >= 1,
                              'an integer >= 1', FREE),
     'skip_nonfinite_steps': Rule(_is_bool, 'True or False', FREE),
+    'steps_per_dispatch': Rule(lambda v: _is_int(v) and v >= 1,
+                               'an integer >= 1', FREE),
+    'profile_steps': Rule(lambda v: v == '' or profile_window(v) is not None,
+                          "'' (off) or 'A:B' with integers 0 <= A < B "
+                          "(traces the steps after A up to B)", FREE),
 }
+
+
+def profile_window(text: str) -> tuple[int, int] | None:
+  """config.profile_steps 'A:B' → (A, B); None for '' or anything else."""
+  first, sep, last = str(text).partition(':')
+  try:
+    window = (int(first), int(last))
+  except ValueError:
+    return None
+  return window if sep and 0 <= window[0] < window[1] else None
 
 
 def fields_with(on_resume: str) -> tuple[str, ...]:

@@ -1,10 +1,13 @@
-"""Speed of a config's model on this machine: the train step, the eval step
-and batch-1 inference (bin/bench.py)."""
+"""Speed of a config's model on this machine: the train step, the training
+loop around it, the eval step and batch-1 inference (bin/bench.py)."""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import statistics
+import tempfile
 import time
 
 import jax
@@ -13,10 +16,11 @@ import ml_collections
 import numpy as np
 
 from flaxdil import models, timing
+from flaxdil.config.args import with_fields
 from flaxdil.data import augment
 from flaxdil.data.source import Split
 from flaxdil.inspection import summary as model_summary
-from flaxdil.training import devices
+from flaxdil.training import devices, loop, setup
 from flaxdil.training.devices import PmappedModel
 # By name: run()'s `steps` argument (steps per timed run) would hide the module.
 from flaxdil.training.steps import create_train_state, eval_variables
@@ -71,8 +75,38 @@ class TrainTiming:
     return steps * self.config.batch_size / seconds
 
 
+def loop_images_per_sec(config: ml_collections.ConfigDict, steps: int,
+                        log_every: int) -> float:
+  """The training loop itself (flaxdil.training.loop.train, with the
+  config's steps_per_dispatch) on random data of the dataset's shape: `steps`
+  steps logged every `log_every`, validation and a checkpoint at the end
+  only, no time-based saves. The median of the logged rates after the
+  first (which holds the compile); validation and saving are not counted,
+  as in a training's log."""
+  config = with_fields(config, num_train_steps=steps,
+                       log_every_steps=log_every, eval_every_steps=steps,
+                       checkpoint_every_steps=steps,
+                       checkpoint_every_minutes=0.0)
+  pmapped = PmappedModel(config)
+  info, rng = pmapped.info, np.random.default_rng(1)
+
+  def split(n):
+    return Split(rng.integers(0, 256, (n,) + info.image_shape, np.uint8),
+                 rng.integers(0, info.num_classes, (n,), np.int32))
+
+  with tempfile.TemporaryDirectory() as workdir:
+    run = setup.start(pmapped, workdir, split(10 * config.batch_size),
+                      split(config.eval_batch_size), {})
+    loop.train(run)
+    with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+      rates = [r['images_per_sec'] for r in map(json.loads, f)
+               if r['split'] == 'train']
+  return statistics.median(rates[1:])
+
+
 def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
-        latency_calls: int = 50) -> dict:
+        latency_calls: int = 50, loop_steps: int = 0,
+        loop_log_every: int = 100) -> dict:
   pmapped = PmappedModel(config)
   placed, info, model = pmapped.local_devices, pmapped.info, pmapped.model
   summary = model_summary.summarize(model, info.image_shape)
@@ -117,12 +151,18 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
 
   latency_ms = 1e3 * timing.median_seconds(latency_calls_fn, runs) / latency_calls
 
+  loop_ips = (loop_images_per_sec(config, loop_steps, loop_log_every)
+              if loop_steps else None)
+
   peak = matmul_flops_per_sec()
   # Training costs ~3× the forward pass (forward, input and weight gradients).
   train_flops_per_image = 3 * 2 * macs
   share = train_flops_per_image * train_ips / peak
   result = {
       'train_images_per_sec': round(train_ips, 1),
+      'loop_images_per_sec': loop_ips and round(loop_ips, 1),
+      'loop_share_of_step': loop_ips and round(loop_ips / train_ips, 3),
+      'steps_per_dispatch': config.steps_per_dispatch,
       'eval_images_per_sec': round(eval_ips, 1),
       'latency_ms_batch1': round(latency_ms, 3),
       'peak_rss_mb': round(timing.peak_rss_mb(), 1),
@@ -143,6 +183,11 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
   print(f'compile: train {compile_train:.1f} s, eval {compile_eval:.1f} s')
   print(f'train {train_ips:.1f} img/s ({100 * share:.1f}% of the '
         f'{peak / 1e9:.0f} GFLOP/s matmul peak), eval {eval_ips:.1f} img/s, '
-        f'batch-1 latency {latency_ms:.3f} ms, peak RSS {timing.peak_rss_mb():.0f} MB')
+        f'batch-1 latency {latency_ms:.3f} ms, peak RSS '
+        f'{timing.peak_rss_mb():.0f} MB')
+  if loop_ips:
+    print(f'training loop {loop_ips:.1f} img/s, {100 * loop_ips / train_ips:.1f}'
+          f'% of the step\'s ({config.steps_per_dispatch} step(s) per '
+          f'dispatch, {loop_steps} steps logged every {loop_log_every})')
   print(json.dumps(result), flush=True)
   return result

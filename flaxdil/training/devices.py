@@ -81,6 +81,13 @@ class PmappedModel:
         functools.partial(steps.train_on_device_data, config=config,
                           info=self.info),
         axis_name=steps.AXIS, devices=self.devices, donate_argnums=(0,))
+    # config.steps_per_dispatch steps in one call (None for 1): metrics come
+    # back stacked, (devices, steps).
+    self.train_block = None if config.steps_per_dispatch == 1 else jax.pmap(
+        functools.partial(steps.train_steps_on_device_data, config=config,
+                          info=self.info,
+                          num_steps=config.steps_per_dispatch),
+        axis_name=steps.AXIS, devices=self.devices, donate_argnums=(0,))
 
   def eval_batches(self, split: Split) -> list:
     """The split padded into global batches; this process's rows of each

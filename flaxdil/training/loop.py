@@ -1,5 +1,6 @@
 """The training loop: `train_and_evaluate(config, workdir)` checks the run,
-sets it up (flaxdil.training.setup), trains it and summarises it.
+sets it up (flaxdil.training.setup), trains it (`train`) and summarises it
+(`summarize`).
 
 It resumes what the workdir holds, evaluates the checkpoint that validation
 selected on the test split and writes WORKDIR/summary.json. The pure steps
@@ -23,6 +24,7 @@ Process 0 alone writes logs and results; a lost process ends the others
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import signal
@@ -40,8 +42,9 @@ from flaxdil.inspection import summary as model_summary
 from flaxdil.training import devices, evaluation, setup
 from flaxdil.training.devices import PmappedModel
 from flaxdil.training.metrics_log import (MetricsWriter, Progress,
-                                          format_duration)
-from flaxdil.training.periodic import Clock, itstime
+                                          StepMetrics, format_duration)
+from flaxdil.training.periodic import Clock, itstime, steps_to_next
+from flaxdil.training.profiling import ProfileWindow
 from flaxdil.workdir import checkpoints, files, lock, record
 
 
@@ -68,7 +71,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     train_split, validation = setup.read_data(pmapped)
     held = held or lock.lock_for_run(workdir)
     run = setup.start(pmapped, workdir, train_split, validation, changes)
-    return _summarize(run, _train(run))
+    return summarize(run, train(run))
   except OSError as e:
     if files.is_disk_full(e):  # Writing metrics or results.
       raise WorkdirError(
@@ -81,14 +84,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       held.release()
 
 
-def _train(run: setup.Run) -> float:
+# Dispatches the host may run ahead of the devices: enough to hide the
+# host's per-dispatch cost, and a bounded queue (see
+# evaluation.evaluate_batches for what a long queue does on faked devices).
+_IN_FLIGHT = 2
+
+
+def train(run: setup.Run) -> float:
   """Steps from run.start_step to run.total_steps, logging, validating and
   checkpointing on the way; returns the training seconds of all sessions.
 
   A checkpoint is saved every config.checkpoint_every_steps, at every
   validation, once config.checkpoint_every_minutes passed since the last
   one, and after the step in which SIGTERM or SIGINT arrived (then
-  errors.Preempted is raised).
+  errors.Preempted is raised). The host never waits for a step's metrics
+  to dispatch the next: it reads them where it logs and before every save,
+  and stops there if a step was not finite.
   """
   config, pmapped, total = run.config, run.pmapped, run.total_steps
   # Each device holds the whole training split (uint8) and gathers its share
@@ -108,23 +119,41 @@ def _train(run: setup.Run) -> float:
         f'{pmapped.model.describe()}) on {config.dataset}: '
         f'{len(run.train_split)} train / {len(run.validation)} validation '
         f'examples, {total} steps of {config.batch_size} on '
-        f'{pmapped.describe_devices()}.', flush=True)
+        f'{pmapped.describe_devices()}'
+        + (f', {config.steps_per_dispatch} per dispatch'
+           if pmapped.train_block else '') + '.', flush=True)
   save_clock = Clock(config.checkpoint_every_minutes)
+  profile = ProfileWindow(config.profile_steps, run.workdir, run.start_step)
+  step_metrics = StepMetrics(
+      run.config.skip_nonfinite_steps,
+      lambda step, loss: _diverged(run, step, f'the loss ({loss}) or a '
+                                   'gradient is not finite'))
+  in_flight = collections.deque()
   run.train_seconds.start_session()
-  unlogged, metrics = [], None
+  step = run.start_step
   try:
     with preemption.Watch() as signals, _process_loss_is_an_error(run.store):
-      for step in range(run.start_step + 1, total + 1):
-        if metrics is not None:
-          # At most two steps in flight: enough to hide dispatch, and a
-          # bounded queue (see evaluation.evaluate_batches).
-          _check_finite(run, metrics, step - 1)
-        state, metrics = pmapped.train_step(state, train_data, data_keys)
-        unlogged.append(metrics)
+      profile.at(step)
+      while step < total:
+        # A block of steps never passes a step at which something is due,
+        # so every step-based action happens exactly at its step.
+        block = pmapped.train_block and steps_to_next(
+            step, (config.log_every_steps, run.eval_every,
+                   run.checkpoint_every), total,
+            profile.edges) >= config.steps_per_dispatch
+        with jax.profiler.StepTraceAnnotation('train', step_num=step + 1):
+          state, metrics = (pmapped.train_block if block else
+                            pmapped.train_step)(state, train_data, data_keys)
+        size = config.steps_per_dispatch if block else 1
+        step_metrics.add(step + 1, size, metrics)
+        step += size
+        in_flight.append(metrics)
+        if len(in_flight) > _IN_FLIGHT:
+          jax.block_until_ready(in_flight.popleft())
+        profile.at(step, state)
         log = itstime(step, config.log_every_steps, total)
         if log:
-          _log_train(run, writer, progress, step, unlogged)
-          unlogged = []
+          _log_train(run, writer, progress, step, step_metrics.take())
         validate = itstime(step, run.eval_every, total)
         stop = signals.requested(step)
         # In this order: the clock is a collective, asked only where no
@@ -132,7 +161,7 @@ def _train(run: setup.Run) -> float:
         if (validate or stop
             or itstime(step, run.checkpoint_every, total, last=False)
             or save_clock.due(may_ask=log)):
-          _check_finite(run, metrics, step)
+          step_metrics.check()  # Nothing non-finite is saved.
           with progress.paused():
             selected_by = (_validate(run, state, validation_batches, step,
                                      writer) if validate else None)
@@ -148,19 +177,19 @@ def _train(run: setup.Run) -> float:
               f'{cause} after step {step}: checkpoint {step} is saved in '
               f'{run.store.directory}. Resume: run the same command again.')
   finally:
+    profile.stop()
     run.store.close()
     writer.close()
   return run.train_seconds.total()
 
 
 def _log_train(run: setup.Run, writer: MetricsWriter, progress: Progress,
-               step: int, unlogged: list) -> None:
+               step: int, metrics: list[dict]) -> None:
   """One line and one record for the steps since the last: their mean
   metrics, the learning rate of this step's update (from the schedule, on
   the host) and the rate."""
-  host = [devices.unreplicate(m) for m in unlogged]
-  nonfinite = sum(float(m.pop('nonfinite')) for m in host)
-  summary = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+  nonfinite = sum(m.pop('nonfinite') for m in metrics)
+  summary = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
   summary['learning_rate'] = float(run.schedule(step - 1))
   if run.config.skip_nonfinite_steps:
     summary['nonfinite_steps'] = nonfinite
@@ -206,13 +235,6 @@ def _diverged(run: setup.Run, step: int, what: str) -> TrainingDiverged:
       '--config.skip_nonfinite_steps=True to skip such steps.')
 
 
-def _check_finite(run: setup.Run, metrics, step: int) -> None:
-  """Stops after a non-finite step, unless such steps are skipped."""
-  if not run.config.skip_nonfinite_steps and float(metrics['nonfinite'][0]):
-    raise _diverged(run, step, f'the loss ({float(metrics["loss"][0])}) or '
-                    'a gradient is not finite')
-
-
 def _all_finite(tree) -> bool:
   return all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
              if np.issubdtype(np.asarray(x).dtype, np.inexact))
@@ -236,7 +258,7 @@ def _process_loss_is_an_error(store: checkpoints.CheckpointStore):
         'restart every process with the same command to resume.') from None
 
 
-def _summarize(run: setup.Run, train_seconds: float) -> dict:
+def summarize(run: setup.Run, train_seconds: float) -> dict:
   """Evaluates the checkpoint that validation selected on the test split;
   writes and returns WORKDIR/summary.json."""
   start = time.monotonic()

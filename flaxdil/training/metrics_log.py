@@ -1,4 +1,5 @@
-"""What a user sees: progress lines, metrics.jsonl and TensorBoard events."""
+"""What a user sees: progress lines, metrics.jsonl and TensorBoard events,
+and the steps' metrics read from the devices for them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import contextlib
 import json
 import os
 import time
+from typing import Callable
+
+import jax
+import numpy as np
 
 from flaxdil.workdir.files import strict_json, write_text_atomic
 
@@ -118,3 +123,43 @@ class Progress:
           f'lr {metrics["learning_rate"]:.2e} {rate:7.1f} img/s '
           f'ETA {format_duration(eta)}', flush=True)
     return rate
+
+
+class StepMetrics:
+  """The metrics of dispatched steps, read on the host only where the loop
+  needs them (logging, and before each save): reading them every step
+  would make the host wait for every step before dispatching the next.
+
+  Reading them checks that every step was finite: the first that was not
+  raises diverged(step, loss) unless such steps are skipped.
+  """
+
+  def __init__(self, skip_nonfinite: bool,
+               diverged: Callable[[int, float], Exception]):
+    self._skip_nonfinite = skip_nonfinite
+    self._diverged = diverged
+    self._dispatched = []  # (first step, steps, metrics on the devices)
+    self._read = []        # Per step, on the host, not yet taken.
+
+  def add(self, first_step: int, num_steps: int, metrics) -> None:
+    """metrics: a dispatch's, each (devices,), or (devices, num_steps)."""
+    self._dispatched.append((first_step, num_steps, metrics))
+
+  def check(self) -> None:
+    """Reads every dispatched step's metrics, in one transfer."""
+    fetched = jax.device_get([m for _, _, m in self._dispatched])
+    for (first, num_steps, _), metrics in zip(self._dispatched, fetched):
+      # The first device's replica: metrics are the same on every device.
+      per_step = {k: np.atleast_1d(v[0]) for k, v in metrics.items()}
+      for i in range(num_steps):
+        host = {k: float(v[i]) for k, v in per_step.items()}
+        if host['nonfinite'] and not self._skip_nonfinite:
+          raise self._diverged(first + i, host['loss'])
+        self._read.append(host)
+    self._dispatched = []
+
+  def take(self) -> list[dict]:
+    """The steps' metrics since the last take, checked."""
+    self.check()
+    read, self._read = self._read, []
+    return read

@@ -21,6 +21,15 @@ def itstime(step: int, every: int, total_steps: int, last: bool = True
   return (every > 0 and step % every == 0) or (last and step == total_steps)
 
 
+def steps_to_next(step: int, everies, total_steps: int, marks=()) -> int:
+  """Steps from `step` to the next step at which any action that runs
+  every one of `everies` steps, or one at any of `marks`, is due (the last
+  step counts): the most steps one dispatch may run without passing one."""
+  ahead = [every - step % every for every in everies if every > 0]
+  ahead += [mark - step for mark in marks if mark > step]
+  return min(ahead + [total_steps - step])
+
+
 class Clock:
   """Due once `minutes` passed since the last `reset` (0: never).
 

@@ -196,6 +196,17 @@ def eval_step(state: TrainState, batch, *, info: DatasetInfo,
   }, AXIS)
 
 
+def train_steps_on_device_data(state: TrainState, train_data, key, *,
+                               config: ml_collections.ConfigDict,
+                               info: DatasetInfo, num_steps: int):
+  """`num_steps` steps of `train_on_device_data` in one program (lax.scan):
+  the same computation step by step, each step's metrics stacked."""
+  def one(state, _):
+    return train_on_device_data(state, train_data, key, config=config,
+                                info=info)
+  return lax.scan(one, state, None, length=num_steps)
+
+
 def train_on_device_data(state: TrainState, train_data, key, *,
                          config: ml_collections.ConfigDict,
                          info: DatasetInfo):
