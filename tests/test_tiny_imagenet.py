@@ -22,8 +22,12 @@ _ROOT = 'tiny-imagenet-200/'
 
 
 def write_fake_zip(path: str, num_classes: int = 200, train_per_class: int = 2,
-                   val_per_class: int = 1, seed: int = 0) -> None:
-  """A small zip in the official layout, for tests (some images greyscale)."""
+                   val_per_class: int = 1, seed: int = 0,
+                   truncated: tuple[str, ...] = ()) -> None:
+  """A small zip in the official layout, for tests (some images greyscale).
+
+  truncated: names of images (e.g. 'val_3.JPEG') stored cut short: a valid
+  header, so they are prepared, but no complete image to decode."""
   rng = np.random.default_rng(seed)
   wnids = [f'n{10000000 + i}' for i in range(num_classes)]
 
@@ -34,6 +38,10 @@ def write_fake_zip(path: str, num_classes: int = 200, train_per_class: int = 2,
         buffer, format='JPEG')
     return buffer.getvalue()
 
+  def image(name: str, greyscale: bool) -> bytes:
+    data = jpeg(greyscale)
+    return data[:len(data) // 3] if name.rsplit('/', 1)[-1] in truncated else data
+
   with zipfile.ZipFile(path, 'w') as archive:
     archive.writestr(_ROOT + 'wnids.txt', '\n'.join(wnids) + '\n')
     archive.writestr(_ROOT + 'words.txt',
@@ -41,12 +49,13 @@ def write_fake_zip(path: str, num_classes: int = 200, train_per_class: int = 2,
     annotations = []
     for c, wnid in enumerate(wnids):
       for i in range(train_per_class):
-        archive.writestr(f'{_ROOT}train/{wnid}/images/{wnid}_{i}.JPEG',
-                         jpeg(greyscale=(c + i) % 7 == 0))
+        name = f'{_ROOT}train/{wnid}/images/{wnid}_{i}.JPEG'
+        archive.writestr(name, image(name, greyscale=(c + i) % 7 == 0))
       archive.writestr(f'{_ROOT}train/{wnid}/{wnid}_boxes.txt', '')
       for i in range(val_per_class):
         name = f'val_{c * val_per_class + i}.JPEG'
-        archive.writestr(f'{_ROOT}val/images/{name}', jpeg(greyscale=False))
+        archive.writestr(f'{_ROOT}val/images/{name}',
+                         image(name, greyscale=False))
         annotations.append(f'{name}\t{wnid}\t0\t0\t63\t63\n')
     archive.writestr(_ROOT + 'val/val_annotations.txt', ''.join(annotations))
     archive.writestr(_ROOT + 'test/images/test_0.JPEG', jpeg(greyscale=False))

@@ -61,7 +61,8 @@ def inspect_model(config, workdir=None, step=None, as_json=False) -> dict:
   if config.model in baselines.BASELINES:
     # The published ImageNet network, to check against the paper's Table 1.
     imagenet = model_summary.summarize(
-        models.create_model(with_fields(config, stem='imagenet'), 1000),
+        models.create_model(with_fields(config, stem='imagenet',
+                                        image_size=None), 1000),
         (224, 224, 3))
     summary['imagenet_reference'] = {
         'input_shape': [224, 224, 3], 'num_classes': 1000,

@@ -31,6 +31,18 @@ def get_config():
   # operation, in training, evaluation and export alike (e.g. 96: CIFAR-10
   # enlarged 3x).
   config.image_size = ml_collections.config_dict.placeholder(int)
+  # How training data reaches the devices. 'device': each device holds the
+  # whole decoded training split (uint8) and gathers each step's batch
+  # itself. 'stream': each process reads only its devices' rows of each
+  # step from disk, decoding on `stream_threads` threads, `stream_prefetch`
+  # steps ahead; needed for images of varying size (ImageNet) and for data
+  # larger than memory. Both give bitwise the same batches. 'auto': 'device'
+  # where the decoded training split fits in a quarter of one device's
+  # memory (of the host's, on a CPU) and the images are of one size, else
+  # 'stream'; the log says which and why.
+  config.input_pipeline = 'auto'
+  config.stream_threads = 4
+  config.stream_prefetch = 8   # Steps read ahead; at least stream_threads.
 
   # Model (these fields fix what the parameters mean: a workdir refuses
   # another value of them).

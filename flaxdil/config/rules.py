@@ -33,6 +33,10 @@ from flaxdil.errors import ConfigError
 #             cadence: may change, and the change is recorded per session
 IDENTITY, FIXED, FREE = 'identity', 'fixed', 'free'
 
+# config.input_pipeline: how training data reaches the devices
+# (flaxdil.training.inputs); both compute the same batches.
+INPUT_PIPELINES = ('auto', 'device', 'stream')
+
 
 def _is_int(value) -> bool:
   return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -88,6 +92,12 @@ FIELDS = {
     'image_size': Rule(lambda v: v is None or (_is_int(v) and v >= 1),
                        'None (the dataset\'s own size) or an integer >= 1',
                        IDENTITY),
+    'input_pipeline': Rule(lambda v: v in INPUT_PIPELINES,
+                           f'one of {", ".join(INPUT_PIPELINES)}', FREE),
+    'stream_threads': Rule(lambda v: _is_int(v) and v >= 1,
+                           'an integer >= 1', FREE),
+    'stream_prefetch': Rule(lambda v: _is_int(v) and v >= 1,
+                            'an integer >= 1 (steps read ahead)', FREE),
     # Model.
     'model': Rule(lambda v: v in models.MODELS,
                   f'one of {", ".join(models.MODELS)}', IDENTITY),
@@ -188,6 +198,12 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f'config.num_epochs={config.num_epochs!r} with '
                       'num_train_steps=-1 trains nothing: set num_epochs > 0 '
                       'or num_train_steps >= 1.')
+  if config.stream_prefetch < config.stream_threads:
+    raise ConfigError(
+        f'config.stream_prefetch={config.stream_prefetch} is smaller than '
+        f'config.stream_threads={config.stream_threads}: only that many '
+        'threads could read at once. Fix: read at least as many steps ahead '
+        'as there are threads.')
   blocks = len(config.widths)
   if len(config.strides) != blocks:
     raise ConfigError(f'config.widths ({blocks} entries) and config.strides '
@@ -218,7 +234,8 @@ def check_model(config: ml_collections.ConfigDict,
   """The model can take the dataset's images: traced with abstract shapes
   (nothing computed), so an impossible shape is a config error here rather
   than a traceback from inside JAX later."""
-  model = models.create_model(config, info.num_classes)
+  model = models.create_model(config, info.num_classes,
+                              input_size=info.image_shape[0])
   try:
     logits = jax.eval_shape(
         lambda images: model.init_with_output(
@@ -254,19 +271,26 @@ def check_run(config: ml_collections.ConfigDict,
   devices = list(devices or jax.devices())
   check_devices(config, len(devices), devices[0].platform)
   info = source.dataset_info(config)
+  if info.varying_size and config.input_pipeline == 'device':
+    raise ConfigError(
+        f'dataset {config.dataset!r} has images of varying size, which the '
+        'device pipeline cannot hold as one array. Fix: set '
+        '--config.input_pipeline=stream (or auto).')
   check_model(config, info)
   return info
 
 
 def check_splits(config: ml_collections.ConfigDict,
-                 splits: dict[str, str]) -> None:
+                 splits: dict[str, str]) -> dict[str, int]:
   """The splits a run will read, {where they were asked for: split}
   (training_splits(config) for training), exist and select examples; with
   the training split, the hold-out and the batch fit it. Reads the prepared
-  data's metadata (preparing it first where that can work)."""
+  data's metadata (preparing it first where that can work); returns the
+  splits' sizes, by the same names."""
   sizes = source.split_sizes(config, splits)
   if 'config.train_split' in sizes:
     check_training_size(config, sizes['config.train_split'])
+  return sizes
 
 
 def check_training_size(config: ml_collections.ConfigDict,

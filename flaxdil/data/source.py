@@ -25,6 +25,12 @@ _CHANNEL_MEAN_STD = {
     'cifar100': ((129.3, 124.1, 112.4), (68.2, 65.4, 70.4)),
     # ImageNet's, which Tiny ImageNet is drawn from.
     'tiny_imagenet': ((123.7, 116.3, 103.5), (58.4, 57.1, 57.4)),
+    'imagenet2012': ((123.7, 116.3, 103.5), (58.4, 57.1, 57.4)),
+}
+# Datasets TFDS can prepare only from files a user downloaded by hand.
+_DOWNLOADED_BY_HAND = {
+    'imagenet2012': 'ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar '
+                    'from image-net.org',
 }
 # Validation examples are chosen with a fixed seed, independent of
 # config.seed, so runs with different seeds select models on the same data.
@@ -45,9 +51,17 @@ class Split:
 class DatasetInfo:
   name: str
   num_classes: int
+  # The images' shape as the pipeline delivers them: the dataset's own, or
+  # for images of varying size (varying_size) config.image_size, which the
+  # host crops them to (flaxdil.data.images).
   image_shape: tuple[int, int, int]
   mean: tuple[float, ...]
   std: tuple[float, ...]
+  varying_size: bool = False
+
+  def decoded_bytes(self, num_examples: int) -> int:
+    """What num_examples decoded images of image_shape hold, uint8."""
+    return num_examples * int(np.prod(self.image_shape))
 
 
 class _QuietTfds(logging.Filter):
@@ -129,6 +143,13 @@ def _builder(config: ml_collections.ConfigDict, prepared: bool = True):
         f'TFDS data dir that holds {name}/<version>/, or prepare it there '
         'first (for datasets read from downloaded files, set '
         '--config.manual_dir).')
+  if name in _DOWNLOADED_BY_HAND and not manual_dir:
+    raise DataError(
+        f'dataset {name!r} is not prepared in {searched!r}, and TFDS prepares '
+        f'it only from files downloaded by hand ({_DOWNLOADED_BY_HAND[name]}). '
+        'Fix: put them in a directory and pass --config.manual_dir=DIR (with '
+        '--config.data_dir where to prepare it), or point --config.data_dir '
+        f'at a TFDS data dir that holds a prepared {name}.')
   print(f'Preparing {name} in {searched} (once)...', flush=True)
   try:
     builder.download_and_prepare(
@@ -158,13 +179,19 @@ def dataset_info(config: ml_collections.ConfigDict) -> DatasetInfo:
   except KeyError:
     raise DataError(f'dataset {config.dataset!r} has no image/label features; '
                     'flaxdil trains image classifiers.') from None
-  if None in image_shape:
-    raise DataError(f'dataset {config.dataset!r} has images of varying size '
-                    f'{image_shape}; flaxdil needs a fixed image size.')
   channels = image_shape[-1]
+  varying = None in image_shape[:2]
+  if varying:
+    if not config.image_size:
+      raise DataError(
+          f'dataset {config.dataset!r} has images of varying size '
+          f'{image_shape}. Fix: set --config.image_size (e.g. 224): the host '
+          'crops them to it (config.input_pipeline stream or auto).')
+    image_shape = (config.image_size, config.image_size, channels)
   mean, std = _CHANNEL_MEAN_STD.get(
       config.dataset, ((127.5,) * channels, (127.5,) * channels))
-  return DatasetInfo(config.dataset, num_classes, image_shape, mean, std)
+  return DatasetInfo(config.dataset, num_classes, image_shape, mean, std,
+                     varying_size=varying)
 
 
 def split_sizes(config: ml_collections.ConfigDict,
@@ -192,23 +219,33 @@ def split_sizes(config: ml_collections.ConfigDict,
   return sizes
 
 
+def data_source(config: ml_collections.ConfigDict, split: str):
+  """The prepared split (checked: split_sizes) as a TFDS data source: its
+  records by index, each decoded when read."""
+  return _builder(config).as_data_source(split=split)
+
+
 def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
-  """Decodes a whole TFDS split (checked: split_sizes) into memory: uint8
-  images, int32 labels."""
-  source = _builder(config).as_data_source(split=split)
-  records = [source[i] for i in range(len(source))]
-  images = np.stack([r['image'] for r in records]).astype(np.uint8)
-  labels = np.array([r['label'] for r in records], np.int32)
-  if images.ndim == 3:  # Greyscale stored without a channel axis.
-    images = images[..., None]
-  return Split(images, labels)
+  """Decodes a whole TFDS split (checked: split_sizes) of images of one
+  size into memory: uint8 images, int32 labels. An undecodable record is an
+  error (DataError), as in any split evaluation reads."""
+  from flaxdil.data.stream import RecordReader  # Imports Grain.
+  reader = RecordReader(data_source(config, split), split, training=False)
+  return Split(*reader.read(range(len(reader))))
+
+
+def holdout(num_examples: int, validation_size: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+  """(kept, held out): the sorted indices training reads and the
+  validation_size ones it holds out (fewer than there are: a config rule),
+  chosen with a fixed seed."""
+  order = np.random.default_rng(_VALIDATION_SEED).permutation(num_examples)
+  return np.sort(order[validation_size:]), np.sort(order[:validation_size])
 
 
 def train_validation_split(train: Split, validation_size: int
                            ) -> tuple[Split, Split]:
-  """Holds validation_size examples (fewer than train has: a config rule)
-  out of train, chosen with a fixed seed."""
-  order = np.random.default_rng(_VALIDATION_SEED).permutation(len(train))
-  keep, held_out = np.sort(order[validation_size:]), np.sort(order[:validation_size])
+  """The training split, and the hold-out taken out of it."""
+  keep, held_out = holdout(len(train), validation_size)
   return (Split(train.images[keep], train.labels[keep]),
           Split(train.images[held_out], train.labels[held_out]))

@@ -20,7 +20,7 @@ from flaxdil.config.args import with_fields
 from flaxdil.data import augment
 from flaxdil.data.source import Split
 from flaxdil.inspection import summary as model_summary
-from flaxdil.training import devices, loop, setup
+from flaxdil.training import devices, inputs, loop, setup
 from flaxdil.training.devices import PmappedModel
 # By name: run()'s `steps` argument (steps per timed run) would hide the module.
 from flaxdil.training.steps import create_train_state, eval_variables
@@ -95,8 +95,9 @@ def loop_images_per_sec(config: ml_collections.ConfigDict, steps: int,
                  rng.integers(0, info.num_classes, (n,), np.int32))
 
   with tempfile.TemporaryDirectory() as workdir:
-    run = setup.start(pmapped, workdir, split(10 * config.batch_size),
-                      split(config.eval_batch_size), {})
+    data = inputs.TrainingData(pmapped, 'device', 'random data', splits=(
+        split(10 * config.batch_size), split(config.eval_batch_size)))
+    run = setup.start(pmapped, workdir, data, {})
     loop.train(run)
     with open(os.path.join(workdir, 'metrics.jsonl')) as f:
       rates = [r['images_per_sec'] for r in map(json.loads, f)

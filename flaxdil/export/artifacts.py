@@ -87,6 +87,12 @@ def export(config: ml_collections.ConfigDict, workdir: str,
   from jax import export as jax_export
   import onnx
   state, step, pmapped = evaluation.restore_state(config, workdir, step)
+  if pmapped.info.varying_size:
+    raise FlaxdilError(
+        f'--mode=export verifies every artifact on the whole test split held '
+        f'in memory, which {config.dataset!r} (images of varying size) is '
+        'too large for: not supported yet. Fix: export a model trained on a '
+        'dataset of one image size.')
   # Calibration reads the training split, verification the test split.
   rules.check_splits(config, rules.training_splits(config))
   info = pmapped.info

@@ -57,13 +57,18 @@ def config_conv_impl(config: ml_collections.ConfigDict) -> str:
 
 
 def create_model(config: ml_collections.ConfigDict, num_classes: int,
-                 axis_name: str | None = None):
+                 axis_name: str | None = None, input_size: int | None = None):
   """Returns the (unbound) Flax module that a checked config describes.
 
   axis_name: the pmap axis over which BatchNorm averages batch statistics.
+  input_size: the size of the images it is given, where known; the network
+  resizes them first where config.image_size asks for another (images of
+  varying size come cropped to it by the host: flaxdil.data.images).
   """
+  resize_to = (config.image_size if config.image_size != input_size
+               else None)
   bound = layers.bind(config_conv_impl(config), DTYPES[config.dtype],
-                      config.bn_momentum, axis_name, config.image_size)
+                      config.bn_momentum, axis_name, resize_to)
   if config.model in baselines.BASELINES:
     return baselines.BASELINES[config.model](
         num_classes=num_classes, layers=bound, stem=config.stem)

@@ -71,29 +71,46 @@ class PmappedModel:
     self.local_devices = [d for d in self.devices
                           if d.process_index == jax.process_index()]
     self.model = models.create_model(config, self.info.num_classes,
-                                     axis_name=steps.AXIS)
+                                     axis_name=steps.AXIS,
+                                     input_size=self.info.image_shape[0])
     self.eval_step = jax.pmap(
         functools.partial(steps.eval_step, info=self.info,
                           test_time_flip=config.test_time_flip),
         axis_name=steps.AXIS, devices=self.devices)
-    # The state is donated: its buffers are reused for the next state.
-    self.train_step = jax.pmap(
-        functools.partial(steps.train_on_device_data, config=config,
-                          info=self.info),
-        axis_name=steps.AXIS, devices=self.devices, donate_argnums=(0,))
-    # config.steps_per_dispatch steps in one call (None for 1): metrics come
-    # back stacked, (devices, steps).
-    self.train_block = None if config.steps_per_dispatch == 1 else jax.pmap(
-        functools.partial(steps.train_steps_on_device_data, config=config,
-                          info=self.info,
-                          num_steps=config.steps_per_dispatch),
-        axis_name=steps.AXIS, devices=self.devices, donate_argnums=(0,))
+    # The train steps of both input pipelines, one step a call and
+    # config.steps_per_dispatch a call (None for 1; metrics come back
+    # stacked, (devices, steps)). Built here, compiled on first call: a run
+    # calls those of its pipeline only. The state is donated: its buffers
+    # are reused for the next state.
+    pmap = functools.partial(jax.pmap, axis_name=steps.AXIS,
+                             devices=self.devices, donate_argnums=(0,))
+    bound = dict(config=config, info=self.info)
+    blocks = config.steps_per_dispatch > 1
+    self.train_step = pmap(functools.partial(steps.train_on_device_data,
+                                             **bound))
+    self.train_block = pmap(functools.partial(
+        steps.train_steps_on_device_data, **bound,
+        num_steps=config.steps_per_dispatch)) if blocks else None
+    self.train_batch_step = pmap(functools.partial(steps.train_on_batch,
+                                                   **bound))
+    self.train_batch_block = pmap(functools.partial(
+        steps.train_steps_on_batches, **bound)) if blocks else None
+
+  @property
+  def local_rows(self) -> list[int]:
+    """The pmap positions of this process's devices."""
+    return [i for i, d in enumerate(self.devices) if d in self.local_devices]
+
+  def local_positions(self, global_batch_size: int) -> np.ndarray:
+    """The positions in a global batch of this process's devices' rows."""
+    per_device = global_batch_size // len(self.devices)
+    return np.concatenate([np.arange(r * per_device, (r + 1) * per_device)
+                           for r in self.local_rows])
 
   def eval_batches(self, split: Split) -> list:
     """The split padded into global batches; this process's rows of each
     (those of its devices) placed on its devices once."""
-    local_rows = [i for i, d in enumerate(self.devices)
-                  if d in self.local_devices]
+    local_rows = self.local_rows
     return [shard(jax.tree_util.tree_map(lambda x: x[local_rows], batch),
                   self.local_devices)
             for batch in batches.padded_eval_batches(

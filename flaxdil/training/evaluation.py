@@ -15,10 +15,9 @@ import numpy as np
 import optax
 
 from flaxdil.config import rules
-from flaxdil.data import source
 from flaxdil.distributed import processes
 from flaxdil.errors import FlaxdilError, WorkdirError
-from flaxdil.training import devices, steps
+from flaxdil.training import devices, inputs, steps
 from flaxdil.training.devices import PmappedModel
 from flaxdil.workdir import checkpoints, files, record
 
@@ -82,15 +81,15 @@ def restore_checkpoint(pmapped: PmappedModel, workdir: str,
 
 
 def evaluate_state(pmapped: PmappedModel, state: steps.TrainState, step: int,
-                   workdir: str, split: str) -> dict:
-  """Evaluates `state` (the checkpoint of `step`) on a whole split; writes
-  WORKDIR/eval_SPLIT.json."""
+                   workdir: str, split: str, pipeline: str) -> dict:
+  """Evaluates `state` (the checkpoint of `step`) on a whole split, in the
+  input pipeline `pipeline`; writes WORKDIR/eval_SPLIT.json."""
   config = pmapped.config
-  examples = source.load_split(config, split)
+  batches = inputs.eval_batches(pmapped, pipeline, split)
   start = time.time()
   result = evaluate_batches(pmapped.eval_step,
                             devices.replicate(state, pmapped.local_devices),
-                            pmapped.eval_batches(examples))
+                            batches)
   result.update({'step': int(step), 'split': split, 'dataset': config.dataset,
                  'eval_seconds': time.time() - start})
   if processes.is_primary():
@@ -116,7 +115,10 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   """Evaluates a saved checkpoint on a whole split (default: the test
   split); writes WORKDIR/eval_SPLIT.json."""
   state, step, pmapped = restore_state(config, workdir, step)
-  rules.check_splits(config, {'--split': split} if split else
-                     {'config.test_split': config.test_split})
+  (size,) = rules.check_splits(config, {'--split': split} if split else
+                               {'config.test_split': config.test_split}
+                               ).values()
+  pipeline, _ = inputs.choose(config, pmapped.info, size,
+                              pmapped.local_devices[0])
   return evaluate_state(pmapped, state, step, workdir,
-                        split or config.test_split)
+                        split or config.test_split, pipeline)

@@ -67,10 +67,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # (Each process agrees on the lock once: here, or after reading the data.)
   held = lock.lock_for_run(workdir) if os.path.isdir(workdir) else None
   try:
-    rules.check_splits(config, rules.training_splits(config))
-    train_split, validation = setup.read_data(pmapped)
+    sizes = rules.check_splits(config, rules.training_splits(config))
+    data = setup.read_data(pmapped, sizes)
     held = held or lock.lock_for_run(workdir)
-    run = setup.start(pmapped, workdir, train_split, validation, changes)
+    run = setup.start(pmapped, workdir, data, changes)
     return summarize(run, train(run))
   except OSError as e:
     if files.is_disk_full(e):  # Writing metrics or results.
@@ -102,26 +102,23 @@ def train(run: setup.Run) -> float:
   and stops there if a step was not finite.
   """
   config, pmapped, total = run.config, run.pmapped, run.total_steps
-  # Each device holds the whole training split (uint8) and gathers its share
-  # of every global batch itself (steps.train_on_device_data): the same
-  # batches and augmentation on any number of devices and processes.
+  # The same batches and augmentation on any number of devices and
+  # processes, in either input pipeline (flaxdil.training.inputs).
   placed = pmapped.local_devices
   state = devices.replicate(run.state, placed)
-  train_data = devices.replicate({'image': run.train_split.images,
-                                  'label': run.train_split.labels}, placed)
+  training = run.data.training(run.data_rng, run.start_step, total)
   data_keys = devices.replicate(run.data_rng, placed)
-  validation_batches = pmapped.eval_batches(run.validation)
   writer = MetricsWriter(run.workdir, resume_step=run.start_step,
                          write_files=processes.is_primary())
   progress = Progress(total, run.epoch_steps, config.batch_size,
                       run.start_step)
   print(f'Training {config.model} ({run.num_params:,} params, '
         f'{pmapped.model.describe()}) on {config.dataset}: '
-        f'{len(run.train_split)} train / {len(run.validation)} validation '
+        f'{run.data.num_train} train / {run.data.num_validation} validation '
         f'examples, {total} steps of {config.batch_size} on '
         f'{pmapped.describe_devices()}'
         + (f', {config.steps_per_dispatch} per dispatch'
-           if pmapped.train_block else '') + '.', flush=True)
+           if config.steps_per_dispatch > 1 else '') + '.', flush=True)
   save_clock = Clock(config.checkpoint_every_minutes)
   profile = ProfileWindow(config.profile_steps, run.workdir, run.start_step)
   step_metrics = StepMetrics(
@@ -137,14 +134,13 @@ def train(run: setup.Run) -> float:
       while step < total:
         # A block of steps never passes a step at which something is due,
         # so every step-based action happens exactly at its step.
-        block = pmapped.train_block and steps_to_next(
+        size = config.steps_per_dispatch
+        if size > 1 and steps_to_next(
             step, (config.log_every_steps, run.eval_every,
-                   run.checkpoint_every), total,
-            profile.edges) >= config.steps_per_dispatch
+                   run.checkpoint_every), total, profile.edges) < size:
+          size = 1
         with jax.profiler.StepTraceAnnotation('train', step_num=step + 1):
-          state, metrics = (pmapped.train_block if block else
-                            pmapped.train_step)(state, train_data, data_keys)
-        size = config.steps_per_dispatch if block else 1
+          state, metrics = training.dispatch(state, data_keys, size)
         step_metrics.add(step + 1, size, metrics)
         step += size
         in_flight.append(metrics)
@@ -163,7 +159,8 @@ def train(run: setup.Run) -> float:
             or save_clock.due(may_ask=log)):
           step_metrics.check()  # Nothing non-finite is saved.
           with progress.paused():
-            selected_by = (_validate(run, state, validation_batches, step,
+            selected_by = (_validate(run, state,
+                                     run.data.validation_batches(), step,
                                      writer) if validate else None)
             _save(run, step, state, selected_by)
           save_clock.reset()
@@ -178,6 +175,7 @@ def train(run: setup.Run) -> float:
               f'{run.store.directory}. Resume: run the same command again.')
   finally:
     profile.stop()
+    training.close()
     run.store.close()
     writer.close()
   return run.train_seconds.total()
@@ -265,7 +263,7 @@ def summarize(run: setup.Run, train_seconds: float) -> dict:
   config, pmapped = run.config, run.pmapped
   state, best_step = evaluation.restore_checkpoint(pmapped, run.workdir)
   test = evaluation.evaluate_state(pmapped, state, best_step, run.workdir,
-                                   config.test_split)
+                                   config.test_split, run.data.pipeline)
   summary = {
       'test_accuracy': test['accuracy'], 'test_loss': test['loss'],
       'test_split': config.test_split, 'best_step': test['step'],
@@ -278,6 +276,8 @@ def summarize(run: setup.Run, train_seconds: float) -> dict:
       'wall_time_sec': train_seconds + time.monotonic() - start,
       'train_wall_time_sec': train_seconds,
       'devices': pmapped.describe_devices(),
+      'input_pipeline': run.data.pipeline,
+      'replaced_training_records': run.data.replaced_records,
   }
   if processes.is_primary():
     files.write_json_atomic(os.path.join(run.workdir, 'summary.json'), summary)

@@ -1,6 +1,7 @@
-"""Setting up a training run: its data, then, in the locked workdir, its
-schedule, its state (new or the newest intact checkpoint's) and the record
-of the session. Returns what it made, for the loop and the final summary.
+"""Setting up a training run: its data (in the input pipeline it will use),
+then, in the locked workdir, its schedule, its state (new or the newest
+intact checkpoint's) and the record of the session. Returns what it made,
+for the loop and the final summary.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import jax
 import ml_collections
 import optax
 
-from flaxdil.data import batches, source
+from flaxdil.data import batches
 from flaxdil.errors import WorkdirError
-from flaxdil.training import steps
+from flaxdil.training import inputs, steps
 from flaxdil.training.devices import PmappedModel
 from flaxdil.workdir import checkpoints, record
 
@@ -29,8 +30,7 @@ class Run:
   config: ml_collections.ConfigDict
   workdir: str
   pmapped: PmappedModel
-  train_split: source.Split
-  validation: source.Split
+  data: inputs.TrainingData
   epoch_steps: int
   total_steps: int
   schedule: optax.Schedule
@@ -58,20 +58,25 @@ class Run:
     return sum(x.size for x in jax.tree_util.tree_leaves(self.state.params))
 
 
-def read_data(pmapped: PmappedModel) -> tuple[source.Split, source.Split]:
-  """The training split and the validation hold-out, decoded (before the
-  workdir is touched: the slow part of set-up)."""
+def read_data(pmapped: PmappedModel, sizes: dict[str, int]
+              ) -> inputs.TrainingData:
+  """The training split and the validation hold-out in the input pipeline
+  that config.input_pipeline picks (sizes: rules.check_splits's), before
+  the workdir is touched: decoding is the slow part of set-up."""
   config = pmapped.config
-  return source.train_validation_split(
-      source.load_split(config, config.train_split), config.validation_size)
+  pipeline, reason = inputs.choose(
+      config, pmapped.info, sizes['config.train_split'] - config.validation_size,
+      pmapped.local_devices[0])
+  print(f'Input pipeline: {pipeline} ({reason}).', flush=True)
+  return inputs.TrainingData(pmapped, pipeline, reason)
 
 
-def start(pmapped: PmappedModel, workdir: str, train_split: source.Split,
-          validation: source.Split, changes: dict) -> Run:
+def start(pmapped: PmappedModel, workdir: str, data: inputs.TrainingData,
+          changes: dict) -> Run:
   """The run in the locked workdir. changes: what this session changes of
   the recorded config (flaxdil.workdir.record.check_resume)."""
   config = pmapped.config
-  epoch_steps = batches.steps_per_epoch(len(train_split), config.batch_size)
+  epoch_steps = batches.steps_per_epoch(data.num_train, config.batch_size)
   total_steps = steps.total_train_steps(config, epoch_steps)
   schedule = steps.create_learning_rate_fn(config, epoch_steps, total_steps)
   train_seconds = checkpoints.TrainSeconds(workdir)  # Read before writing.
@@ -101,8 +106,7 @@ def start(pmapped: PmappedModel, workdir: str, train_split: source.Split,
     print(f'The run now ends at step {total_steps}: from step {latest} on '
           f'the learning rate follows the schedule of that length (now '
           f'{float(schedule(latest)):.3g}).', flush=True)
-  return Run(config=config, workdir=workdir, pmapped=pmapped,
-             train_split=train_split, validation=validation,
+  return Run(config=config, workdir=workdir, pmapped=pmapped, data=data,
              epoch_steps=epoch_steps, total_steps=total_steps,
              schedule=schedule, store=store, state=state, data_rng=data_rng,
              train_seconds=train_seconds)

@@ -196,6 +196,44 @@ def eval_step(state: TrainState, batch, *, info: DatasetInfo,
   }, AXIS)
 
 
+def _positions(per_device: int) -> jax.Array:
+  """The global batch positions of this device's rows."""
+  return lax.axis_index(AXIS) * per_device + jnp.arange(per_device)
+
+
+def train_on_device_data(state: TrainState, train_data, key, *,
+                         config: ml_collections.ConfigDict,
+                         info: DatasetInfo):
+  """Gathers this device's share of the step's batch, then `train_on_batch`.
+
+  train_data is the whole training split, uint8, on this device (the
+  'device' input pipeline). The batch depends on (key, step, example
+  position) only, so data order is the same on any number of devices and
+  after a resume.
+  """
+  per_device = config.batch_size // lax.axis_size(AXIS)
+  order_key, _ = jax.random.split(key)
+  indices = batches.epoch_batch_indices(
+      order_key, state.step, train_data['label'].shape[0], config.batch_size)
+  local = indices[_positions(per_device)]
+  batch = {'image': train_data['image'][local],
+           'label': train_data['label'][local]}
+  return train_on_batch(state, batch, key, config=config, info=info)
+
+
+def train_on_batch(state: TrainState, batch, key, *,
+                   config: ml_collections.ConfigDict, info: DatasetInfo):
+  """`train_step` on this device's rows of the step's global batch
+  (gathered on the device, or read on the host by the 'stream' input
+  pipeline), each augmented with a key of (key, step, its global position):
+  the same augmentation on any number of devices and after a resume."""
+  _, augment_key = jax.random.split(key)
+  step_key = jax.random.fold_in(augment_key, state.step)
+  augment_keys = jax.vmap(jax.random.fold_in, (None, 0))(
+      step_key, _positions(batch['label'].shape[0]))
+  return train_step(state, batch, augment_keys, config=config, info=info)
+
+
 def train_steps_on_device_data(state: TrainState, train_data, key, *,
                                config: ml_collections.ConfigDict,
                                info: DatasetInfo, num_steps: int):
@@ -207,25 +245,11 @@ def train_steps_on_device_data(state: TrainState, train_data, key, *,
   return lax.scan(one, state, None, length=num_steps)
 
 
-def train_on_device_data(state: TrainState, train_data, key, *,
-                         config: ml_collections.ConfigDict,
-                         info: DatasetInfo):
-  """Gathers this device's share of the step's batch, then `train_step`.
-
-  train_data is the whole training split, uint8, on this device. The batch
-  and the augmentation keys depend on (key, step, example position) only, so
-  data order and augmentation are the same on any number of devices and after
-  a resume.
-  """
-  num_devices = lax.axis_size(AXIS)
-  per_device = config.batch_size // num_devices
-  order_key, augment_key = jax.random.split(key)
-  indices = batches.epoch_batch_indices(
-      order_key, state.step, train_data['label'].shape[0], config.batch_size)
-  positions = lax.axis_index(AXIS) * per_device + jnp.arange(per_device)
-  local = indices[positions]
-  batch = {'image': train_data['image'][local],
-           'label': train_data['label'][local]}
-  step_key = jax.random.fold_in(augment_key, state.step)
-  augment_keys = jax.vmap(jax.random.fold_in, (None, 0))(step_key, positions)
-  return train_step(state, batch, augment_keys, config=config, info=info)
+def train_steps_on_batches(state: TrainState, step_batches, key, *,
+                           config: ml_collections.ConfigDict,
+                           info: DatasetInfo):
+  """`train_on_batch` over the leading axis of `step_batches` (one batch per
+  step), in one program (lax.scan); each step's metrics stacked."""
+  def one(state, batch):
+    return train_on_batch(state, batch, key, config=config, info=info)
+  return lax.scan(one, state, step_batches)

@@ -1,0 +1,101 @@
+"""What each input pipeline costs on this machine (bin/bench_input.py):
+peak host memory and in-loop images/s of a real training under 'device'
+and 'stream', and the stream's loader alone, by number of threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from flaxdil import timing
+from flaxdil.data import source, stream
+from flaxdil.data.batches import HostBatchOrder
+
+
+def training_run(main_args: list[str], pipeline: str, steps: int,
+                 log_every: int, timeout: float = 3600) -> dict:
+  """One training process (`python -m flaxdil`, main_args plus the pipeline
+  and a budget of `steps`, validation and a checkpoint only at the end, no
+  time-based saves): its peak RSS and the median of its logged images/s
+  after the first interval (which holds the compile)."""
+  with tempfile.TemporaryDirectory() as workdir:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, '-m', 'flaxdil', *main_args,
+         f'--config.input_pipeline={pipeline}',
+         f'--config.num_train_steps={steps}',
+         f'--config.log_every_steps={log_every}',
+         f'--config.eval_every_steps={steps}',
+         '--config.checkpoint_every_minutes=0', f'--workdir={workdir}'],
+        capture_output=True, text=True, timeout=timeout)
+    if result.returncode:
+      raise RuntimeError(f'the {pipeline} run failed:\n{result.stderr[-3000:]}')
+    # RUSAGE_CHILDREN's is the largest of any child so far: measured alone,
+    # each run is its own child's (runs go from the smaller expected on).
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+      rates = [r['images_per_sec'] for r in map(json.loads, f)
+               if r['split'] == 'train']
+  return {'pipeline': pipeline, 'images_per_sec': statistics.median(rates[1:]),
+          'peak_rss_mb': peak / 1024,
+          'peak_rss_is_this_run': peak > before,
+          'wall_seconds': time.monotonic() - start}
+
+
+def loader_images_per_sec(config: ml_collections.ConfigDict, threads: int,
+                          steps: int) -> float:
+  """The stream's reading alone, as one process of one device reads a run's
+  steps: images/s over `steps` steps of config.batch_size rows, after a
+  first step (which opens the files)."""
+  reader = stream.RecordReader(source.data_source(config, config.train_split),
+                               config.train_split, training=True)
+  kept, _ = source.holdout(len(reader), config.validation_size)
+  order = HostBatchOrder(jax.random.key(config.seed), len(kept),
+                         config.batch_size)
+  batches = stream.train_batches(
+      reader, kept, order, np.arange(config.batch_size), 1, 0, steps + 1,
+      threads, max(threads, config.stream_prefetch))
+  next(batches)
+  start = time.perf_counter()
+  for _ in range(steps):
+    next(batches)
+  return steps * config.batch_size / (time.perf_counter() - start)
+
+
+def run(config: ml_collections.ConfigDict, main_args: list[str], steps: int,
+        log_every: int, loader_steps: int, threads: list[int]) -> dict:
+  print(timing.cpu_description(), flush=True)
+  loader = {}
+  for count in threads:
+    loader[count] = loader_images_per_sec(config, count, loader_steps)
+    print(f'  loader alone, {count} thread(s): {loader[count]:,.0f} images/s',
+          flush=True)
+  runs = {}
+  for pipeline in ('stream', 'device'):  # The smaller peak RSS first.
+    runs[pipeline] = training_run(main_args, pipeline, steps, log_every)
+    print(f'  {pipeline}: {runs[pipeline]["images_per_sec"]:,.1f} images/s in '
+          f'the loop, peak RSS {runs[pipeline]["peak_rss_mb"]:,.0f} MB',
+          flush=True)
+  ratio = runs['stream']['images_per_sec'] / runs['device']['images_per_sec']
+  print(f'stream / device in the loop: {ratio:.3f}; peak RSS '
+        f'{runs["stream"]["peak_rss_mb"]:,.0f} vs '
+        f'{runs["device"]["peak_rss_mb"]:,.0f} MB')
+  result = {'cpu': timing.cpu_description(), 'main_args': main_args,
+            'steps': steps, 'log_every': log_every, 'runs': runs,
+            'stream_over_device': ratio,
+            'loader_images_per_sec_by_threads': loader,
+            'loader_steps': loader_steps, 'batch_size': config.batch_size}
+  print(json.dumps(result), flush=True)
+  return result
