@@ -24,6 +24,9 @@ _LATENCY_CALLS = flags.DEFINE_integer('latency_calls', 50,
 _LOOP_STEPS = flags.DEFINE_integer(
     'loop_steps', 0, 'Also time the training loop itself for this many steps '
     '(0: off), on random data, with the config\'s steps_per_dispatch.')
+_LOOP_REPEATS = flags.DEFINE_integer(
+    'loop_repeats', 3, 'Loop runs, each followed by the step timed again; '
+    'the medians are reported.')
 _LOOP_LOG_EVERY = flags.DEFINE_integer(
     'loop_log_every', 100, 'The loop\'s logging interval; its rate is the '
     'median of the logged rates after the first.')
@@ -37,7 +40,8 @@ def main(argv) -> None:
     benchmark.run(_CONFIG.value, runs=_RUNS.value, steps=_STEPS.value,
                   latency_calls=_LATENCY_CALLS.value,
                   loop_steps=_LOOP_STEPS.value,
-                  loop_log_every=_LOOP_LOG_EVERY.value)
+                  loop_log_every=_LOOP_LOG_EVERY.value,
+                  loop_repeats=_LOOP_REPEATS.value)
 
 
 if __name__ == '__main__':

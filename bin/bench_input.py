@@ -19,6 +19,8 @@ _LOADER_STEPS = flags.DEFINE_integer('loader_steps', 100,
                                      'Steps the loader alone reads.')
 _THREADS = flags.DEFINE_list('threads', ['1', '2', '4', '8'],
                              'Loader threads to time.')
+_REPEATS = flags.DEFINE_integer('repeats', 3, 'Training pairs (stream, '
+                                'device), in turns; medians reported.')
 
 
 def main(argv) -> None:
@@ -38,7 +40,8 @@ def main(argv) -> None:
         field, _, text = arg[len('--config.'):].partition('=')
         config[field] = args.parse_value(config, field, text)
     input_benchmark.run(config, main_args, _STEPS.value, _LOG_EVERY.value,
-                        _LOADER_STEPS.value, [int(t) for t in _THREADS.value])
+                        _LOADER_STEPS.value, [int(t) for t in _THREADS.value],
+                        _REPEATS.value)
 
 
 if __name__ == '__main__':

@@ -107,7 +107,7 @@ def loop_images_per_sec(config: ml_collections.ConfigDict, steps: int,
 
 def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
         latency_calls: int = 50, loop_steps: int = 0,
-        loop_log_every: int = 100) -> dict:
+        loop_log_every: int = 100, loop_repeats: int = 3) -> dict:
   pmapped = PmappedModel(config)
   placed, info, model = pmapped.local_devices, pmapped.info, pmapped.model
   summary = model_summary.summarize(model, info.image_shape)
@@ -152,8 +152,15 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
 
   latency_ms = 1e3 * timing.median_seconds(latency_calls_fn, runs) / latency_calls
 
-  loop_ips = (loop_images_per_sec(config, loop_steps, loop_log_every)
-              if loop_steps else None)
+  # The loop against the step, in turns, loop_repeats times: a machine whose
+  # speed drifts by 10 % between minutes still gives a ratio of neighbours.
+  loop_runs, loop_ratios = [], []
+  for _ in range(loop_repeats if loop_steps else 0):
+    loop_runs.append(loop_images_per_sec(config, loop_steps, loop_log_every))
+    step_now = train_timing.images_per_sec(runs, steps)
+    loop_ratios.append(loop_runs[-1] / step_now)
+  loop_ips = statistics.median(loop_runs) if loop_runs else None
+  loop_share = statistics.median(loop_ratios) if loop_ratios else None
 
   peak = matmul_flops_per_sec()
   # Training costs ~3× the forward pass (forward, input and weight gradients).
@@ -162,7 +169,9 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
   result = {
       'train_images_per_sec': round(train_ips, 1),
       'loop_images_per_sec': loop_ips and round(loop_ips, 1),
-      'loop_share_of_step': loop_ips and round(loop_ips / train_ips, 3),
+      'loop_share_of_step': loop_share and round(loop_share, 3),
+      'loop_runs_images_per_sec': [round(r, 1) for r in loop_runs],
+      'loop_share_of_step_by_run': [round(r, 3) for r in loop_ratios],
       'steps_per_dispatch': config.steps_per_dispatch,
       'eval_images_per_sec': round(eval_ips, 1),
       'latency_ms_batch1': round(latency_ms, 3),
@@ -187,8 +196,9 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
         f'batch-1 latency {latency_ms:.3f} ms, peak RSS '
         f'{timing.peak_rss_mb():.0f} MB')
   if loop_ips:
-    print(f'training loop {loop_ips:.1f} img/s, {100 * loop_ips / train_ips:.1f}'
-          f'% of the step\'s ({config.steps_per_dispatch} step(s) per '
-          f'dispatch, {loop_steps} steps logged every {loop_log_every})')
+    print(f'training loop {loop_ips:.1f} img/s, {100 * loop_share:.1f}% of '
+          f'the step\'s timed right after it (median of {len(loop_runs)}; '
+          f'{config.steps_per_dispatch} step(s) per dispatch, {loop_steps} '
+          f'steps logged every {loop_log_every})')
   print(json.dumps(result), flush=True)
   return result

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,28 +28,28 @@ def training_run(main_args: list[str], pipeline: str, steps: int,
   and a budget of `steps`, validation and a checkpoint only at the end, no
   time-based saves): its peak RSS and the median of its logged images/s
   after the first interval (which holds the compile)."""
-  with tempfile.TemporaryDirectory() as workdir:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+  with tempfile.TemporaryDirectory() as workdir, tempfile.TemporaryFile(
+      'w+') as log:
     start = time.monotonic()
-    result = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, '-m', 'flaxdil', *main_args,
          f'--config.input_pipeline={pipeline}',
          f'--config.num_train_steps={steps}',
          f'--config.log_every_steps={log_every}',
          f'--config.eval_every_steps={steps}',
          '--config.checkpoint_every_minutes=0', f'--workdir={workdir}'],
-        capture_output=True, text=True, timeout=timeout)
-    if result.returncode:
-      raise RuntimeError(f'the {pipeline} run failed:\n{result.stderr[-3000:]}')
-    # RUSAGE_CHILDREN's is the largest of any child so far: measured alone,
-    # each run is its own child's (runs go from the smaller expected on).
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        stdout=log, stderr=subprocess.STDOUT, text=True)
+    # wait4: this child's own resource use, its peak RSS among it.
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+      log.seek(0)
+      raise RuntimeError(f'the {pipeline} run failed:\n{log.read()[-3000:]}')
     with open(os.path.join(workdir, 'metrics.jsonl')) as f:
       rates = [r['images_per_sec'] for r in map(json.loads, f)
                if r['split'] == 'train']
   return {'pipeline': pipeline, 'images_per_sec': statistics.median(rates[1:]),
-          'peak_rss_mb': peak / 1024,
-          'peak_rss_is_this_run': peak > before,
+          'peak_rss_mb': usage.ru_maxrss / 1024,
           'wall_seconds': time.monotonic() - start}
 
 
@@ -75,26 +74,34 @@ def loader_images_per_sec(config: ml_collections.ConfigDict, threads: int,
 
 
 def run(config: ml_collections.ConfigDict, main_args: list[str], steps: int,
-        log_every: int, loader_steps: int, threads: list[int]) -> dict:
+        log_every: int, loader_steps: int, threads: list[int],
+        repeats: int = 3) -> dict:
   print(timing.cpu_description(), flush=True)
   loader = {}
   for count in threads:
     loader[count] = loader_images_per_sec(config, count, loader_steps)
     print(f'  loader alone, {count} thread(s): {loader[count]:,.0f} images/s',
           flush=True)
-  runs = {}
-  for pipeline in ('stream', 'device'):  # The smaller peak RSS first.
-    runs[pipeline] = training_run(main_args, pipeline, steps, log_every)
-    print(f'  {pipeline}: {runs[pipeline]["images_per_sec"]:,.1f} images/s in '
-          f'the loop, peak RSS {runs[pipeline]["peak_rss_mb"]:,.0f} MB',
-          flush=True)
-  ratio = runs['stream']['images_per_sec'] / runs['device']['images_per_sec']
-  print(f'stream / device in the loop: {ratio:.3f}; peak RSS '
-        f'{runs["stream"]["peak_rss_mb"]:,.0f} vs '
-        f'{runs["device"]["peak_rss_mb"]:,.0f} MB')
+  runs = {'stream': [], 'device': []}
+  for _ in range(repeats):  # In turns: the machine's speed drifts.
+    for pipeline in ('stream', 'device'):
+      runs[pipeline].append(training_run(main_args, pipeline, steps,
+                                         log_every))
+      print(f'  {pipeline}: {runs[pipeline][-1]["images_per_sec"]:,.1f} '
+            f'images/s in the loop, peak RSS '
+            f'{runs[pipeline][-1]["peak_rss_mb"]:,.0f} MB', flush=True)
+  ratios = [s['images_per_sec'] / d['images_per_sec']
+            for s, d in zip(runs['stream'], runs['device'])]
+  ratio = statistics.median(ratios)
+  peak = {p: statistics.median(r['peak_rss_mb'] for r in runs[p])
+          for p in runs}
+  print(f'stream / device in the loop: {ratio:.3f} (median of {repeats} '
+        f'pairs); peak RSS (median) {peak["stream"]:,.0f} vs '
+        f'{peak["device"]:,.0f} MB')
   result = {'cpu': timing.cpu_description(), 'main_args': main_args,
             'steps': steps, 'log_every': log_every, 'runs': runs,
-            'stream_over_device': ratio,
+            'stream_over_device': ratio, 'stream_over_device_by_pair': ratios,
+            'peak_rss_mb': peak,
             'loader_images_per_sec_by_threads': loader,
             'loader_steps': loader_steps, 'batch_size': config.batch_size}
   print(json.dumps(result), flush=True)
