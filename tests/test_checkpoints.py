@@ -42,6 +42,23 @@ def test_best_and_latest_checkpoints_are_kept(tiny_config, tmp_path):
   assert store.best_step() == 2 and store.latest_step() == 5
 
 
+def test_saves_between_validations_are_kept_without_a_warning(
+    tiny_config, tmp_path, caplog):
+  # Saves by steps, by time and on SIGTERM carry no metrics; Orbax warned
+  # at each of them ("Requested `tracked_metric`; did not provide metrics").
+  state = make_state(tiny_config)
+  store = checkpoints.CheckpointStore(str(tmp_path), keep=2)
+  with caplog.at_level('WARNING'):
+    store.save(1, state.replace(step=1), {checkpoints.BEST_METRIC: 0.3})
+    store.save(2, state.replace(step=2))
+    store.save(3, state.replace(step=3))
+    store.close()
+  assert store.all_steps() == [1, 2, 3]
+  assert store.best_step() == 1
+  assert not [r.getMessage() for r in caplog.records
+              if r.levelno >= 30], 'a save printed a warning'
+
+
 def test_a_workdir_from_before_the_ema_is_refused_with_one(tiny_config, tmp_path):
   saved = json.loads(tiny_config.to_json_best_effort())
   del saved['ema_decay']  # Written before the field existed: no EMA kept.

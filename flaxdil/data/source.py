@@ -9,12 +9,12 @@ split with a fixed seed.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 
 import ml_collections
 import numpy as np
 
+from flaxdil import quiet
 from flaxdil.errors import DataError
 
 # Per-channel statistics of the training images, in [0, 255]. Normalising is a
@@ -64,8 +64,8 @@ class DatasetInfo:
     return num_examples * int(np.prod(self.image_shape))
 
 
-class _QuietTfds(logging.Filter):
-  """Drops two TFDS warnings that say nothing to flaxdil's users:
+def _tfds_noise(message: str) -> bool:
+  """Two TFDS warnings that say nothing to flaxdil's users:
 
   * that OpenCV (a 40 MB wheel) would decode faster than Pillow: each split
     is decoded once, and Pillow decodes exactly the pixels flaxdil's
@@ -75,20 +75,14 @@ class _QuietTfds(logging.Filter):
     own metadata, and where the data itself is needed flaxdil says what is
     missing and how to fix it (DataError).
   """
-
-  def filter(self, record: logging.LogRecord) -> bool:
-    message = record.getMessage()
-    return not (message.startswith('OpenCV is not installed')
-                or (message.startswith('Variant folder')
-                    and message.endswith('has no dataset_info.json')))
-
-
-_QUIET_TFDS = _QuietTfds()
+  return (message.startswith('OpenCV is not installed')
+          or (message.startswith('Variant folder')
+              and message.endswith('has no dataset_info.json')))
 
 
 def _tfds():
   import tensorflow_datasets as tfds  # Slow to import; only data needs it.
-  logging.getLogger('absl').addFilter(_QUIET_TFDS)
+  quiet.drop_absl_lines(_tfds_noise)
   from flaxdil.data import tiny_imagenet  # noqa: F401  Registers its builder.
   return tfds
 

@@ -32,6 +32,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
+from flaxdil import quiet
 from flaxdil.distributed import processes
 from flaxdil.errors import WorkdirError
 from flaxdil.workdir.files import is_disk_full, read_json, write_json_atomic
@@ -41,6 +42,13 @@ BEST_METRIC = 'validation_accuracy'
 
 def _best_metric(metrics) -> float:
   return metrics[BEST_METRIC]
+
+
+def _save_without_metrics(message: str) -> bool:
+  # Orbax warns at every save that carries no metrics while it ranks by
+  # them. Saves between validations (by steps, by time, on SIGTERM) carry
+  # none by design: LatestN keeps them, BestN ranks only validated ones.
+  return message.startswith('Requested `tracked_metric`; did not provide')
 
 
 def _leaf_name(path) -> str:
@@ -69,6 +77,7 @@ class CheckpointStore:
   """The workdir's Orbax CheckpointManager and the policy flaxdil uses."""
 
   def __init__(self, workdir: str, keep: int = 3, create: bool = True):
+    quiet.drop_absl_lines(_save_without_metrics)
     self.workdir = os.path.abspath(workdir)
     self.directory = os.path.join(self.workdir, 'checkpoints')
     self._checksums = os.path.join(self.workdir, 'checksums')
