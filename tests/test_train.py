@@ -8,6 +8,7 @@ import pytest
 
 from flaxdil.errors import ConfigError
 from flaxdil.training import evaluation, loop
+from flaxdil.training.metrics_log import Progress
 
 
 @pytest.mark.slow
@@ -39,3 +40,15 @@ def test_batch_not_divisible_by_devices_is_refused(tiny_config, tmp_path, mock_c
   with pytest.raises(ConfigError, match='divisible by the 2 devices'):
     loop.train_and_evaluate(tiny_config, str(tmp_path / 'run'))
   assert not (tmp_path / 'run').exists()
+
+
+def test_the_first_interval_of_a_session_gives_no_eta(capsys):
+  # It holds the compile: one step of it after a resume read "ETA 51:45:02".
+  progress = Progress(total_steps=1000, steps_per_epoch=100, batch_size=8,
+                      start_step=99)
+  metrics = {'loss': 1.0, 'accuracy': 0.5, 'learning_rate': 1e-3}
+  progress.update(100, metrics)
+  progress.update(150, metrics)
+  first, second = capsys.readouterr().out.splitlines()
+  assert first.endswith('ETA at the next log (this interval compiled)')
+  assert 'compiled' not in second and second.split('ETA ')[1][0].isdigit()

@@ -95,6 +95,10 @@ class Progress:
     self.total_steps = total_steps
     self.steps_per_epoch = steps_per_epoch
     self.batch_size = batch_size
+    # A session's first interval holds the compile (~10 s here), so its
+    # rate says nothing of the ETA: after a resume that interval can be one
+    # step, and its ETA days.
+    self._compiled = False
     self._mark(start_step)
 
   def _mark(self, step: int) -> None:
@@ -116,12 +120,14 @@ class Progress:
     rate = (step - self._step) * self.batch_size / max(now - self._time, 1e-9)
     eta = (self.total_steps - step) * self.batch_size / max(rate, 1e-9)
     self._mark(step)
+    eta_text = format_duration(eta) if self._compiled else 'at the next log (this interval compiled)'
+    self._compiled = True
     width = len(str(self.total_steps))
     print(f'step {step:{width}d}/{self.total_steps} '
           f'epoch {step / self.steps_per_epoch:6.2f} '
           f'loss {metrics["loss"]:.4f} acc {metrics["accuracy"]:.4f} '
           f'lr {metrics["learning_rate"]:.2e} {rate:7.1f} img/s '
-          f'ETA {format_duration(eta)}', flush=True)
+          f'ETA {eta_text}', flush=True)
     return rate
 
 
