@@ -59,6 +59,21 @@ def test_saves_between_validations_are_kept_without_a_warning(
               if r.levelno >= 30], 'a save printed a warning'
 
 
+def test_evaluation_takes_the_latest_where_none_was_validated(
+    tiny_config, tmp_path, capsys):
+  # A run stopped (SIGTERM) in its first epoch has only unvalidated saves.
+  state = jax.device_get(make_state(tiny_config))  # As the loop saves.
+  store = checkpoints.CheckpointStore(str(tmp_path))
+  store.save(2, state.replace(step=2))
+  store.save(3, state.replace(step=3))
+  store.close()
+  _, step = evaluation.restore_checkpoint(PmappedModel(tiny_config),
+                                          str(tmp_path))
+  assert step == 3
+  assert 'was validated yet: using the latest, of step 3' in (
+      capsys.readouterr().out)
+
+
 def test_a_workdir_from_before_the_ema_is_refused_with_one(tiny_config, tmp_path):
   saved = json.loads(tiny_config.to_json_best_effort())
   del saved['ema_decay']  # Written before the field existed: no EMA kept.

@@ -56,10 +56,16 @@ def restore_checkpoint(pmapped: PmappedModel, workdir: str,
         f'--workdir={workdir}, or point --workdir at a training workdir.')
   store = checkpoints.CheckpointStore(workdir, create=False)
   try:
-    step = store.best_step() if step is None else step
     if step is None:
-      raise FlaxdilError(f'{store.directory} holds no finished checkpoint; '
-                         'train longer or pick another --workdir.')
+      step = store.best_step()
+    if step is None and store.latest_step() is not None:
+      # A run stopped before its first validation: its latest weights.
+      step = store.latest_step()
+      print(f'No checkpoint in {store.directory} was validated yet: using '
+            f'the latest, of step {step}.')
+    if step is None:
+      raise FlaxdilError(f'{store.directory} holds no checkpoint; train '
+                         'first or pick another --workdir.')
     # Evaluation needs no optimizer state, so the training optimizer (which
     # may differ from this config's) does not have to be known.
     abstract = pmapped.abstract_state()

@@ -98,7 +98,7 @@ class CheckpointStore:
     return self.manager.latest_step()
 
   def best_step(self) -> int | None:
-    """The step with the highest validation accuracy (else the latest)."""
+    """The step with the highest validation accuracy (None: none validated)."""
     return self.manager.best_step()
 
   def all_steps(self) -> list[int]:
