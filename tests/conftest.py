@@ -17,17 +17,16 @@ import sys
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
                            + ' --xla_force_host_platform_device_count=2')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# Tests build the same few programs many times (every train_and_evaluate
+# call jits its own steps, and a fault test starts the same run seven
+# times); a compilation cache shared by the session and, through the
+# environment, by every subprocess it starts compiles each once.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(
+    os.environ.get('TMPDIR', '/tmp'), f'flaxdil-test-jax-cache-{os.getuid()}'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.2')
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
-
-# Tests build the same few programs many times (every train_and_evaluate
-# call jits its own steps); a compilation cache shared by the session
-# compiles each once.
-jax.config.update('jax_compilation_cache_dir',
-                  os.path.join(os.environ.get('TMPDIR', '/tmp'),
-                               f'flaxdil-test-jax-cache-{os.getuid()}'))
-jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_TFDS = ROOT.parent / 'shared' / 'tensorflow_datasets'
