@@ -196,6 +196,13 @@ def eval_step(state: TrainState, batch, *, info: DatasetInfo,
   }, AXIS)
 
 
+def data_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(order key, augmentation key) of a run's data key: the batch order's
+  key (also the host's, flaxdil.training.inputs) and the augmentation's."""
+  order_key, augment_key = jax.random.split(key)
+  return order_key, augment_key
+
+
 def _positions(per_device: int) -> jax.Array:
   """The global batch positions of this device's rows."""
   return lax.axis_index(AXIS) * per_device + jnp.arange(per_device)
@@ -212,7 +219,7 @@ def train_on_device_data(state: TrainState, train_data, key, *,
   after a resume.
   """
   per_device = config.batch_size // lax.axis_size(AXIS)
-  order_key, _ = jax.random.split(key)
+  order_key, _ = data_keys(key)
   indices = batches.epoch_batch_indices(
       order_key, state.step, train_data['label'].shape[0], config.batch_size)
   local = indices[_positions(per_device)]
@@ -227,7 +234,7 @@ def train_on_batch(state: TrainState, batch, key, *,
   (gathered on the device, or read on the host by the 'stream' input
   pipeline), each augmented with a key of (key, step, its global position):
   the same augmentation on any number of devices and after a resume."""
-  _, augment_key = jax.random.split(key)
+  _, augment_key = data_keys(key)
   step_key = jax.random.fold_in(augment_key, state.step)
   augment_keys = jax.vmap(jax.random.fold_in, (None, 0))(
       step_key, _positions(batch['label'].shape[0]))
