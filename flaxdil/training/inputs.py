@@ -23,7 +23,7 @@ import numpy as np
 
 from flaxdil.data import source, stream
 from flaxdil.data.batches import HostBatchOrder
-from flaxdil.training import devices
+from flaxdil.training import devices, steps
 from flaxdil.training.devices import PmappedModel
 
 # 'auto' keeps the training split on the devices where its decoded images
@@ -80,6 +80,11 @@ class TrainingData:
     else:
       self._kept, self._held_out = source.holdout(len(self._reader),
                                                   config.validation_size)
+      # The hold-out's own reader of the training split (opened once; it
+      # replaces undecodable records as decoding the whole split does), so
+      # the training reader's counts are training's.
+      self._validation_reader = stream.RecordReader(
+          source.data_source(config, split), split, training=True)
       self.num_train, self.num_validation = (len(self._kept),
                                              len(self._held_out))
 
@@ -103,14 +108,10 @@ class TrainingData:
       if self._validation_batches is None:
         self._validation_batches = self.pmapped.eval_batches(self.validation)
       return self._validation_batches
-    split = self.pmapped.config.train_split
-    # A reader of the training split, which replaces undecodable records
-    # as the device pipeline's decoding of the whole split does.
-    reader = stream.RecordReader(source.data_source(self.pmapped.config,
-                                                    split), split,
-                                 training=True)
-    return eval_batches(self.pmapped, 'stream', split,
-                        indices=self._held_out, reader=reader)
+    return eval_batches(self.pmapped, 'stream',
+                        self.pmapped.config.train_split,
+                        indices=self._held_out,
+                        reader=self._validation_reader)
 
 
 class DeviceTraining:
@@ -146,8 +147,7 @@ class StreamTraining:
     config, info = pmapped.config, pmapped.info
     self._pmapped, self._reader = pmapped, reader
     self.num_examples = len(kept)
-    # The order's key, as steps.train_on_device_data splits it.
-    order_key, _ = jax.random.split(data_rng)
+    order_key, _ = steps.data_keys(data_rng)  # The device pipeline's too.
     self._batches = stream.train_batches(
         reader, kept, HostBatchOrder(order_key, len(kept), config.batch_size),
         pmapped.local_positions(config.batch_size),
