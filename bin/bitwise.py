@@ -4,6 +4,8 @@ give bitwise the same checkpoints at two commits.
   python bin/bitwise.py record --out=/tmp/new.npz
   python bin/bitwise.py record --repo=/path/to/old/checkout --out=/tmp/old.npz
   python bin/bitwise.py compare /tmp/old.npz /tmp/new.npz
+  python bin/bitwise.py workdirs WORKDIR_A WORKDIR_B
+
 
 `record` trains a fixed set of short runs with REPO's bin/main.py (its
 command line is the interface that stays the same across commits), then
@@ -11,7 +13,8 @@ reads every array of every run's checkpoints with Orbax alone (no flaxdil
 import, so a checkout of any commit can be recorded) and saves them in one
 .npz. `compare` lists every array that differs, or says that all are equal;
 it exits 1 on any difference. Uses the CIFAR-10 copy in ../shared (or
---data_dir).
+--data_dir). `workdirs` compares two existing runs (a rerun of a sweep's run,
+say) at every checkpoint step both hold, in the same way.
 """
 
 import argparse
@@ -51,12 +54,19 @@ RUNS = {
 }
 
 
-def _checkpoint_arrays(workdir: str) -> dict:
+def _checkpoint_steps(workdir: str) -> list:
+  directory = os.path.join(workdir, 'checkpoints')
+  if not os.path.isdir(directory):
+    sys.exit(f'{workdir} holds no checkpoints/ directory: pass a run\'s workdir.')
+  return sorted(int(s) for s in os.listdir(directory) if s.isdigit())
+
+
+def _checkpoint_arrays(workdir: str, steps=None) -> dict:
   import jax
   import orbax.checkpoint as ocp
   arrays = {}
-  directory = os.path.join(workdir, 'checkpoints')
-  for step in sorted(int(s) for s in os.listdir(directory) if s.isdigit()):
+  directory = os.path.join(os.path.abspath(workdir), 'checkpoints')  # Orbax wants absolute paths
+  for step in _checkpoint_steps(workdir) if steps is None else steps:
     with ocp.PyTreeCheckpointer() as checkpointer:
       tree = checkpointer.restore(os.path.join(directory, str(step), 'default'))
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
@@ -88,11 +98,25 @@ def record(repo: str, out: str, data_dir: str, only=None) -> None:
 
 
 def compare(a: str, b: str) -> int:
-  want, got = np.load(a), np.load(b)
-  names = sorted(set(want.files) | set(got.files))
-  differ = [n for n in names if n not in want.files or n not in got.files
-            or want[n].dtype != got[n].dtype
-            or not np.array_equal(want[n], got[n])]
+  return _report(np.load(a), np.load(b))
+
+
+def compare_workdirs(a: str, b: str) -> int:
+  common = sorted(set(_checkpoint_steps(a)) & set(_checkpoint_steps(b)))
+  if not common:
+    sys.exit(f'{a} and {b} hold no checkpoint step in common.')
+  print(f'steps both hold: {", ".join(map(str, common))}')
+  return _report(_checkpoint_arrays(a, common), _checkpoint_arrays(b, common))
+
+
+def _report(want, got) -> int:
+  """Every name in either mapping, equal only with the same dtype and bits."""
+  names = sorted(set(want) | set(got))
+  differ = [n for n in names if n not in want or n not in got
+            or want[n].dtype != got[n].dtype or want[n].shape != got[n].shape
+            # Bytes, not ==: NaN is equal to its own bits, -0.0 is not 0.0.
+            or np.ascontiguousarray(want[n]).tobytes()
+            != np.ascontiguousarray(got[n]).tobytes()]
   for name in differ[:20]:
     print(f'differs: {name}')
   print(f'{len(names) - len(differ)} of {len(names)} arrays bitwise equal'
@@ -112,12 +136,17 @@ def main() -> None:
   cmp = commands.add_parser('compare')
   cmp.add_argument('a')
   cmp.add_argument('b')
+  dirs = commands.add_parser('workdirs')
+  dirs.add_argument('a')
+  dirs.add_argument('b')
   args = parser.parse_args()
   if args.command == 'record':
     record(os.path.abspath(args.repo), args.out,
            os.path.abspath(args.data_dir), args.only)
-  else:
+  elif args.command == 'compare':
     sys.exit(compare(args.a, args.b))
+  else:
+    sys.exit(compare_workdirs(args.a, args.b))
 
 
 if __name__ == '__main__':

@@ -2,12 +2,15 @@
 
 import json
 import os
+import runpy
 import shutil
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
+from conftest import ROOT
 from flaxdil.errors import WorkdirError
 from flaxdil.training import evaluation, loop
 from flaxdil.training.devices import PmappedModel
@@ -142,3 +145,31 @@ def test_evaluation_restores_the_ema_weights(tiny_config, tmp_path, mock_cifar):
   tiny_config.ema_decay = 0.0
   with pytest.raises(WorkdirError, match='ema_decay'):
     evaluation.restore_state(tiny_config, workdir, 4)
+
+
+def test_bitwise_compares_two_workdirs_at_the_steps_both_hold(tmp_path, capsys):
+  """bin/bitwise.py workdirs: equal bits pass; a -0.0 where 0.0 was (equal
+  under ==) fails and names the array; only the common steps are read."""
+  bitwise = runpy.run_path(str(ROOT / 'bin' / 'bitwise.py'))
+  tree = {'params': {'w': np.zeros((2, 3), np.float32),
+                     'nan': np.full((2,), np.nan, np.float32)},
+          'step': np.int32(4)}
+
+  def save(workdir, step, tree):
+    with ocp.PyTreeCheckpointer() as checkpointer:
+      checkpointer.save(workdir / 'checkpoints' / str(step) / 'default', tree)
+
+  for step in (4, 8):
+    save(tmp_path / 'a', step, tree)
+    save(tmp_path / 'b', step, tree)
+  save(tmp_path / 'a', 12, tree)  # only one of them: not compared
+  assert bitwise['compare_workdirs'](str(tmp_path / 'a'), str(tmp_path / 'b')) == 0
+  out = capsys.readouterr().out
+  assert 'steps both hold: 4, 8' in out and '6 of 6 arrays bitwise equal' in out
+
+  negative_zero = {**tree, 'params': {**tree['params'],
+                                      'w': -np.zeros((2, 3), np.float32)}}
+  save(tmp_path / 'c', 8, negative_zero)
+  assert bitwise['compare_workdirs'](str(tmp_path / 'a'), str(tmp_path / 'c')) == 1
+  out = capsys.readouterr().out
+  assert "differs: 8['params']['w']" in out and '2 of 3' in out
