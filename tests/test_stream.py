@@ -187,8 +187,9 @@ def test_an_undecodable_record_is_replaced_in_training_and_stops_evaluation(
     loop.train_and_evaluate(tiny_config, str(workdir))
   damaged = int(str(error.value).split()[1])
   out = capsys.readouterr().out
-  assert re.search(r"warning: record \d+ of split 'train' cannot be decoded",
-                   out)
+  bad_train = re.search(r"warning: record (\d+) of split 'train' cannot be "
+                        'decoded', out)
+  assert bad_train
   assert out.count('cannot be decoded (OSError)') == 1
   # The checkpoints before the final test are whole; the next start resumes.
   assert (workdir / 'checkpoints').is_dir()
@@ -196,3 +197,11 @@ def test_an_undecodable_record_is_replaced_in_training_and_stops_evaluation(
   tiny_config.test_split = f'validation[:{damaged}]'
   summary = loop.train_and_evaluate(tiny_config, str(workdir))
   assert summary['final_step'] == 30
+  # A whole run with the damaged training record held out for validation
+  # counts it as one where training reads it.
+  bad_train, num_train = int(bad_train.group(1)), 400
+  tiny_config.validation_size = next(
+      size for size in range(1, num_train)
+      if bad_train in source.holdout(num_train, size)[1])
+  summary = loop.train_and_evaluate(tiny_config, str(tmp_path / 'held_out'))
+  assert summary['replaced_training_records'] == 1

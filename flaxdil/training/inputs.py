@@ -90,9 +90,15 @@ class TrainingData:
 
   @property
   def replaced_records(self) -> int:
-    """Undecodable training records replaced so far (flaxdil.data.stream),
-    of those this process read."""
-    return len(self._reader.replaced) if self._reader else 0
+    """Undecodable records of the training split replaced so far
+    (flaxdil.data.stream), of those this process read: by training or by
+    the hold-out's validation, as 'device' counts them when it decodes the
+    whole split."""
+    if not self._reader:
+      return 0
+    if self.pipeline == 'device':
+      return len(self._reader.replaced)
+    return len(self._reader.replaced | self._validation_reader.replaced)
 
   def training(self, data_rng, start_step: int, total_steps: int):
     """What runs the steps from start_step on."""
