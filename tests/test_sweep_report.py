@@ -116,7 +116,10 @@ def test_report_gives_the_minutes_until_validation_reached_the_paper(tmp_path):
   assert run.minutes_to(0.8204) == 6.0
   assert run.minutes_to(0.9) is None
   row = report.table([run]).splitlines()[2].split(' | ')
-  assert row[7:9] == ['82.04', '6.0 min']
+  assert row[8:10] == ['82.04', '6.0 min']
+  assert row[3] == 'native'  # No config.image_size: the dataset's own.
+  run.config['image_size'] = 96
+  assert report.table([run]).splitlines()[2].split(' | ')[3] == '96×96'
 
 
 def _synthetic_run(root, name, dilation, seed, accuracy):

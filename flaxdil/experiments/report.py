@@ -119,7 +119,8 @@ def _percent(x) -> str:
 
 
 def table(runs: list[RunRecord]) -> str:
-  header = ('| run | model | δ | params | MACs/image | test acc. % | best val. % '
+  header = ('| run | model | δ | input | params | MACs/image | test acc. % '
+            '| best val. % '
             '| paper % | val. ≥ paper after | steps | train + validation time '
             '| train img/s | status |')
   lines = [header, '|' + '---|' * (header.count('|') - 1)]
@@ -135,6 +136,9 @@ def table(runs: list[RunRecord]) -> str:
     lines.append('| ' + ' | '.join([
         run.name, model,
         _dilation_label(dilation) if model == 'dilated_net' else '—',
+        # config.image_size, the size the network sees (None: the dataset's).
+        (f'{config["image_size"]}×{config["image_size"]}'
+         if config.get('image_size') else 'native'),
         f'{summary["num_params"]:,}' if 'num_params' in summary else '—',
         f'{summary["total_macs"] / 1e6:.1f} M' if summary.get('total_macs') else '—',
         _percent(summary.get('test_accuracy')),
