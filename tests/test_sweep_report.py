@@ -122,11 +122,11 @@ def test_report_gives_the_minutes_until_validation_reached_the_paper(tmp_path):
   assert report.table([run]).splitlines()[2].split(' | ')[3] == '96×96'
 
 
-def _synthetic_run(root, name, dilation, seed, accuracy):
+def _synthetic_run(root, name, dilation, seed, accuracy, **fields):
   workdir = root / name
   workdir.mkdir(parents=True)
   config = {'model': 'dilated_net', 'dilation': dilation, 'seed': seed,
-            'num_epochs': 3, 'data_dir': f'/data/{seed}'}
+            'num_epochs': 3, 'data_dir': f'/data/{seed}', **fields}
   (workdir / 'config.json').write_text(json.dumps(config))
   (workdir / 'summary.json').write_text(json.dumps(
       {'test_accuracy': accuracy, 'num_params': 1, 'final_step': 10,
@@ -155,16 +155,36 @@ def test_report_over_seeds_gives_mean_spread_interval_and_paired_differences(
   assert paired['excludes_zero'] and base['paired_to_reference'] is None
   table = result['table']
   assert table.startswith('## Over seeds')
-  assert '| delta0 | 0 | 3 | 72.00 | 2.00 |' in table
-  assert '-20.00 [' in table and 'excludes 0' in table
+  assert '| delta0 | 0 | native | 3 | 72.00 | 2.00 |' in table
+  assert '-20.00 [' in table and 'excludes 0 | delta0 |' in table
   assert table.count('finished') == 6  # Every run's own row is kept.
   saved = json.load(open(tmp_path / 'out' / 'seeds.json'))
-  assert saved['reference'] == 'delta0' and len(saved['groups']) == 2
+  assert [g['reference'] for g in saved['groups']] == [None, 'delta0']
   with open(tmp_path / 'out' / 'accuracy_vs_dilation.png', 'rb') as f:
     assert f.read(8) == b'\x89PNG\r\n\x1a\n'
   with pytest.raises(FlaxdilError, match="--reference='delta9' names no group"):
     report.write_report([str(tmp_path / 'sweep')], str(tmp_path / 'out'),
                         reference='delta9')
+
+
+def test_each_input_size_is_paired_with_delta0_at_that_size(tmp_path):
+  """A report over two resolutions: δ = 2 at 96×96 is paired with δ = 0 at
+  96×96, not with the first δ = 0 found; the plot draws one line per size."""
+  accuracy = {(0, None): [0.70, 0.72], (2, None): [0.50, 0.52],
+              (0, 96): [0.80, 0.82], (2, 96): [0.75, 0.78]}
+  for (dilation, size), values in accuracy.items():
+    for seed, value in enumerate(values):
+      _synthetic_run(tmp_path / f'size{size}', f'delta{dilation}-seed{seed}',
+                     dilation, seed, value, image_size=size)
+  result = report.write_report([str(tmp_path / 'sizeNone'),
+                                str(tmp_path / 'size96')], str(tmp_path / 'out'))
+  paired = {(g['group'], g['config']['image_size']): g['paired_to_reference']
+            for g in result['groups']}
+  assert paired[('delta2', None)]['mean'] == pytest.approx(-0.20)
+  assert paired[('delta2', 96)]['mean'] == pytest.approx(-0.045)
+  assert paired[('delta0', 96)] is None
+  assert '| delta2 | 2 | 96×96 | 2 |' in result['table']
+  assert os.path.join(str(tmp_path / 'out'), 'accuracy_vs_dilation.png') in result['plots']
 
 
 def test_seeds_name_every_run_and_come_seed_major(tmp_path, monkeypatch):

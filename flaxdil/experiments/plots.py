@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import os
 
-from flaxdil.experiments import paper, stats
+from flaxdil.experiments import paper, report, stats
+
+
+def _differing_fields(configs: list[dict]) -> list[str]:
+  """The fields whose values are not the same in all configs."""
+  keys = sorted({k for c in configs for k in c})
+  return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
 
 
 def write_plots(runs: list, groups: list, out_dir: str) -> list[str]:
@@ -28,11 +34,13 @@ def write_plots(runs: list, groups: list, out_dir: str) -> list[str]:
   curves = [run for run in runs if run.validation]
   if curves:
     fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 4))
+    sizes = 'image_size' in _differing_fields([r.config for r in curves])
     for run in curves:
       accuracy = [100 * r['accuracy'] for r in run.validation]
+      label = run.name + (f' ({report.input_label(run.config)})' if sizes else '')
       by_epoch.plot([r['epoch'] for r in run.validation], accuracy,
-                    marker='.', label=run.name)
-      by_time.plot(run.elapsed_minutes(), accuracy, marker='.', label=run.name)
+                    marker='.', label=label)
+      by_time.plot(run.elapsed_minutes(), accuracy, marker='.', label=label)
     by_epoch.set(xlabel='epoch', ylabel='validation accuracy (%)',
                  title='Training curves')
     by_time.set(xlabel='wall-clock minutes', ylabel='validation accuracy (%)',
@@ -48,25 +56,36 @@ def write_plots(runs: list, groups: list, out_dir: str) -> list[str]:
        and g.config.get('model', 'dilated_net') == 'dilated_net'
        and isinstance(g.config.get('dilation'), int)),
       key=lambda g: g.config['dilation'])
-  if len({g.config['dilation'] for g in rows}) > 1:
+  # One line per setting (input size, epochs, ...): δ varies along it.
+  series = {}
+  for group in rows:
+    series.setdefault(report.setting(group.config, ['dilation']), []).append(group)
+  if any(len({g.config['dilation'] for g in line}) > 1
+         for line in series.values()):
     fig, axes = plt.subplots(figsize=(5.5, 4))
-    deltas, means, errors = [], [], []
-    for group in rows:
-      accuracy = group.test_accuracy()
-      described = stats.describe([accuracy[s] for s in sorted(accuracy)])
-      deltas.append(group.config['dilation'])
-      means.append(100 * described['mean'])
-      # The 95 % interval of the mean over seeds (none for one seed).
-      errors.append(0.0 if described['ci95'] is None else
-                    100 * (described['ci95'][1] - described['mean']))
-      axes.scatter([group.config['dilation']] * len(accuracy),
-                   [100 * a for a in accuracy.values()], s=12, color='C0',
-                   alpha=0.5)
-    seeds = max(len(g.test_accuracy()) for g in rows)
-    axes.errorbar(deltas, means, yerr=errors if any(errors) else None,
-                  fmt='o-', capsize=4, color='C0',
-                  label=('flaxdil, mean and 95 % interval over '
-                         f'{seeds} seeds' if seeds > 1 else 'flaxdil (measured)'))
+    differing = _differing_fields([line[0].config for line in series.values()])
+    for color, line in zip(('C0', 'C2', 'C3', 'C4', 'C5'), series.values()):
+      deltas, means, errors = [], [], []
+      for group in line:
+        accuracy = group.test_accuracy()
+        described = stats.describe([accuracy[s] for s in sorted(accuracy)])
+        deltas.append(group.config['dilation'])
+        means.append(100 * described['mean'])
+        # The 95 % interval of the mean over seeds (none for one seed).
+        errors.append(0.0 if described['ci95'] is None else
+                      100 * (described['ci95'][1] - described['mean']))
+        axes.scatter([group.config['dilation']] * len(accuracy),
+                     [100 * a for a in accuracy.values()], s=12, color=color,
+                     alpha=0.5)
+      seeds = max(len(g.test_accuracy()) for g in line)
+      label = ('flaxdil, mean and 95 % interval over '
+               f'{seeds} seeds' if seeds > 1 else 'flaxdil (measured)')
+      if differing:
+        label += ', ' + ', '.join(
+            f'input {report.input_label(line[0].config)}' if k == 'image_size'
+            else f'{k}={line[0].config.get(k)}' for k in differing)
+      axes.errorbar(deltas, means, yerr=errors if any(errors) else None,
+                    fmt='o-', capsize=4, color=color, label=label)
     axes.plot(list(paper.TABLE2_ACCURACY), list(paper.TABLE2_ACCURACY.values()),
               's--', color='C1', label='paper, Table 2')
     axes.set(xlabel='δ (paper\'s dilation rate)',

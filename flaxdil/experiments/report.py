@@ -136,9 +136,7 @@ def table(runs: list[RunRecord]) -> str:
     lines.append('| ' + ' | '.join([
         run.name, model,
         _dilation_label(dilation) if model == 'dilated_net' else '—',
-        # config.image_size, the size the network sees (None: the dataset's).
-        (f'{config["image_size"]}×{config["image_size"]}'
-         if config.get('image_size') else 'native'),
+        input_label(config),
         f'{summary["num_params"]:,}' if 'num_params' in summary else '—',
         f'{summary["total_macs"] / 1e6:.1f} M' if summary.get('total_macs') else '—',
         _percent(summary.get('test_accuracy')),
@@ -169,30 +167,46 @@ class Group:
             for r in self.runs if r.finished}
 
 
+def setting(config: dict, leave_out=()) -> str:
+  """What a run computes, as a key: its config without bookkeeping, the
+  seed, and the fields in leave_out."""
+  return json.dumps({k: v for k, v in config.items()
+                     if k not in _BOOKKEEPING and k not in leave_out},
+                    sort_keys=True)
+
+
+def input_label(config: dict) -> str:
+  """The size the run's network saw: config.image_size, or the dataset's."""
+  size = config.get('image_size')
+  return f'{size}×{size}' if size else 'native'
+
+
 def group_by_seed(runs: list[RunRecord]) -> list[Group]:
   """Runs that differ only in seed (and bookkeeping), in first-seen order;
   a group is named as its runs are, without their -seedK."""
   groups = {}
   for run in runs:
-    key = json.dumps({k: v for k, v in run.config.items()
-                      if k not in _BOOKKEEPING}, sort_keys=True)
+    key = setting(run.config)
     groups.setdefault(key, []).append(run)
   return [Group(re.sub(r'-seed\d+$', '', members[0].name), members)
           for members in groups.values()]
 
 
-def _reference(groups: list[Group], name: str | None) -> Group | None:
-  """The group named `name`; by default the paper's network with δ = 0 in
-  every module where the groups are rows of Table 2."""
+def _references(groups: list[Group], name: str | None) -> list:
+  """Each group's reference for paired differences: the group named `name`;
+  by default the paper's network with δ = 0 in every module at the group's
+  own settings (input size, epochs, ...), so that a report over several
+  resolutions pairs each δ with δ = 0 at its resolution."""
   if name:
     found = [g for g in groups if g.name == name]
     if not found:
       raise FlaxdilError(f'--reference={name!r} names no group; groups: '
                          f'{", ".join(g.name for g in groups)}.')
-    return found[0]
-  return next((g for g in groups if g.config.get('dilation') == 0
-               and g.config.get('model', 'dilated_net') == 'dilated_net'),
-              None)
+    return [found[0]] * len(groups)
+  base = {setting(g.config, ['dilation']): g for g in reversed(groups)
+          if g.config.get('dilation') == 0
+          and g.config.get('model', 'dilated_net') == 'dilated_net'}
+  return [base.get(setting(g.config, ['dilation'])) for g in groups]
 
 
 def _interval(described: dict) -> str:
@@ -202,21 +216,20 @@ def _interval(described: dict) -> str:
   return f'[{100 * low:.2f}, {100 * high:.2f}]'
 
 
-def seed_table(groups: list[Group], reference: Group | None) -> tuple[str, list]:
+def seed_table(groups: list[Group], references: list) -> tuple[str, list]:
   """Test accuracy over seeds per group, in percent, with the paired
-  difference to the reference; and the same as JSON-able records."""
-  header = ('| group | δ | n | mean % | std | 95 % interval | paper % '
-            '| paired diff. to ' + (reference.name if reference else '—')
-            + ' (95 % interval) | seeds |')
+  difference to its reference (references[i] for groups[i]); and the same
+  as JSON-able records."""
+  header = ('| group | δ | input | n | mean % | std | 95 % interval | paper % '
+            '| paired diff. (95 % interval) | to | seeds |')
   lines = [header, '|' + '---|' * (header.count('|') - 1)]
   records = []
-  base = reference.test_accuracy() if reference else {}
-  for group in groups:
+  for group, reference in zip(groups, references):
     accuracy = group.test_accuracy()
     if not accuracy:
       continue
     described = stats.describe([accuracy[s] for s in sorted(accuracy)])
-    paired = (stats.paired_differences(accuracy, base)
+    paired = (stats.paired_differences(accuracy, reference.test_accuracy())
               if reference and group is not reference else None)
     model = group.config.get('model', 'dilated_net')
     expected = paper.expected_accuracy(model, group.config.get('dilation'))
@@ -228,13 +241,17 @@ def seed_table(groups: list[Group], reference: Group | None) -> tuple[str, list]
     lines.append('| ' + ' | '.join([
         group.name,
         _dilation_label(group.config.get('dilation')) if model == 'dilated_net' else '—',
+        input_label(group.config),
         str(described['n']), f'{100 * described["mean"]:.2f}',
         '—' if described['std'] is None else f'{100 * described["std"]:.2f}',
         _interval(described), '—' if expected is None else f'{expected:.2f}',
-        diff, ', '.join(str(s) for s in sorted(accuracy))]) + ' |')
+        diff, reference.name if paired else '—',
+        ', '.join(str(s) for s in sorted(accuracy))]) + ' |')
     records.append({'group': group.name, 'config': group.config,
                     'test_accuracy_by_seed': accuracy, **described,
-                    'paper': expected, 'paired_to_reference': paired})
+                    'paper': expected,
+                    'reference': reference.name if paired else None,
+                    'paired_to_reference': paired})
   return '\n'.join(lines) + '\n', records
 
 
@@ -244,15 +261,14 @@ def write_report(paths: list[str], out_dir: str,
   seeds.json and the plots the runs support."""
   runs = [load_run(w) for w in find_workdirs(paths)]
   groups = group_by_seed(runs)
-  base = _reference(groups, reference)
+  references = _references(groups, reference)
   os.makedirs(out_dir, exist_ok=True)
   text = table(runs)
-  over_seeds, records = seed_table(groups, base)
+  over_seeds, records = seed_table(groups, references)
   if any(len(g.runs) > 1 for g in groups):
     text = ('## Over seeds\n\n' + over_seeds + '\n## Per run\n\n' + text)
     files.write_json_atomic(os.path.join(out_dir, 'seeds.json'),
-                            {'reference': base.name if base else None,
-                             'groups': records})
+                            {'groups': records})
   with open(os.path.join(out_dir, 'table.md'), 'w') as f:
     f.write(text)
   from flaxdil.experiments import plots  # matplotlib: only for reports.
