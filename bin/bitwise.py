@@ -19,6 +19,7 @@ say) at every checkpoint step both hold, in the same way.
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,8 @@ _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name: bin/main.py arguments. The runs cover both kernels, the EMA, a δ per
 # module, test-time flips, AdamW and label smoothing, a validation that
-# selects a checkpoint, and all five networks.
+# selects a checkpoint, all five networks, both input pipelines at one and
+# at four steps per dispatch, and a resume in the middle of a run.
 _TINY = ['--config.train_split=train[:2000]', '--config.test_split=test[:500]']
 RUNS = {
     'dilated_fast': ['--config=configs/tiny.py', *_TINY,
@@ -47,11 +49,28 @@ RUNS = {
                '--config.eval_batch_size=100', '--config.num_train_steps=2',
                '--config.eval_every_steps=2']
        for model in ('mobilenet_v1', 'squeezenet', 'googlenet', 'vgg16')},
+    'dilated_stream': ['--config=configs/tiny.py', *_TINY,
+                       '--config.input_pipeline=stream',
+                       '--config.num_train_steps=20',
+                       '--config.eval_every_steps=10',
+                       '--config.checkpoint_every_steps=10'],
+    **{f'dilated_{pipeline}_k4': [
+        '--config=configs/tiny.py', *_TINY,
+        f'--config.input_pipeline={pipeline}',
+        '--config.steps_per_dispatch=4', '--config.num_train_steps=20',
+        '--config.eval_every_steps=10', '--config.checkpoint_every_steps=10']
+       for pipeline in ('device', 'stream')},
     'paper_net': ['--config=configs/cifar10.py', *_TINY,
                   '--config.validation_size=200', '--config.batch_size=16',
                   '--config.eval_batch_size=100', '--config.num_train_steps=2',
                   '--config.eval_every_steps=2'],
 }
+
+
+# Runs trained twice: to the end, then again from their checkpoint of this
+# step after the later ones are deleted (a resume in the middle); what is
+# recorded is the resumed run's.
+RESUMED = {'dilated_resumed': (RUNS['dilated_fast'], 10)}
 
 
 def _checkpoint_steps(workdir: str) -> list:
@@ -76,20 +95,32 @@ def _checkpoint_arrays(workdir: str, steps=None) -> dict:
 
 def record(repo: str, out: str, data_dir: str, only=None) -> None:
   arrays = {}
+  # REPO's own flaxdil, whatever flaxdil this environment has installed.
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=repo)
+
+  def train(name, args, workdir):
+    result = subprocess.run(
+        [sys.executable, os.path.join(repo, 'bin', 'main.py'), *args,
+         f'--config.data_dir={data_dir}', f'--workdir={workdir}'],
+        cwd=repo, env=env, capture_output=True, text=True)
+    if result.returncode:
+      sys.exit(f'{name} failed (exit {result.returncode}):\n'
+               f'{result.stderr[-3000:]}')
+
+  runs = {name: (args, None) for name, args in RUNS.items()}
+  runs.update(RESUMED)
   with tempfile.TemporaryDirectory() as root:
-    for name, args in RUNS.items():
+    for name, (args, resume_at) in runs.items():
       if only and name not in only:
         continue
       workdir = os.path.join(root, name)
-      # REPO's own flaxdil, whatever flaxdil this environment has installed.
-      env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=repo)
-      result = subprocess.run(
-          [sys.executable, os.path.join(repo, 'bin', 'main.py'), *args,
-           f'--config.data_dir={data_dir}', f'--workdir={workdir}'],
-          cwd=repo, env=env, capture_output=True, text=True)
-      if result.returncode:
-        sys.exit(f'{name} failed (exit {result.returncode}):\n'
-                 f'{result.stderr[-3000:]}')
+      train(name, args, workdir)
+      if resume_at is not None:
+        directory = os.path.join(workdir, 'checkpoints')
+        for step in _checkpoint_steps(workdir):
+          if step > resume_at:
+            shutil.rmtree(os.path.join(directory, str(step)))
+        train(name, args, workdir)
       run_arrays = _checkpoint_arrays(workdir)
       arrays.update({f'{name}/{k}': v for k, v in run_arrays.items()})
       print(f'{name}: {len(run_arrays)} arrays', flush=True)
