@@ -1,5 +1,5 @@
 """Every field at its default: flaxdil/config/defaults.py lists them, each
-with what it means (and flaxdil/config/rules.py what it allows).
+with what it means and what it allows.
 
 Arguments, comma-separated: configs/default.py:dataset=cifar100
 """

@@ -17,13 +17,17 @@ from flaxdil.workdir import record
 
 
 def test_every_field_has_a_default_and_one_rule():
-  """The listing (defaults.py) and the rules (rules.py) name the same
-  fields, and the defaults pass their own rules."""
+  """One table holds each field's default and rule: get_config() is made
+  from it, and the defaults pass their own rules."""
   config = defaults.get_config()
-  assert set(config.keys()) == set(rules.FIELDS)
+  assert set(config.keys()) == set(defaults.FIELDS)
   rules.check_fields(config)
-  assert {rule.on_resume for rule in rules.FIELDS.values()} == {
-      rules.IDENTITY, rules.FIXED, rules.FREE}
+  assert {field.on_resume for field in defaults.FIELDS.values()} == {
+      defaults.IDENTITY, defaults.FIXED, defaults.FREE}
+  # A field without a default takes values of its declared type.
+  config.image_size = 96
+  with pytest.raises(TypeError):
+    config.data_dir = 3
 
 
 @pytest.mark.parametrize('arg,field,value', [

@@ -5,7 +5,7 @@ per session saying what that session changed.
   WORKDIR/sessions.jsonl  per session: when, where, from which step, and the
                           fields it changed (those a resume may change)
 
-What a resume may change is a config rule (flaxdil.config.rules: IDENTITY,
+What a resume may change is a config rule (flaxdil.config.defaults: IDENTITY,
 FIXED, FREE); this module applies it to the record. Everything is read and
 checked before anything is written, so a refused start changes nothing.
 """
@@ -19,7 +19,7 @@ import time
 
 import ml_collections
 
-from flaxdil.config import defaults, rules
+from flaxdil.config import defaults
 from flaxdil.distributed import processes
 from flaxdil.errors import WorkdirError
 from flaxdil.workdir import files
@@ -63,7 +63,7 @@ def check_identity(config: ml_collections.ConfigDict,
   if saved is None:
     return None
   now = _as_json(config)
-  differences = _differences(saved, now, rules.fields_with(rules.IDENTITY))
+  differences = _differences(saved, now, defaults.fields_with(defaults.IDENTITY))
   # Checkpoints hold an EMA of the weights exactly when ema_decay > 0; a
   # recorded config without the field predates it and kept none.
   saved_ema = saved.get('ema_decay', 0.0)
@@ -81,22 +81,22 @@ def check_identity(config: ml_collections.ConfigDict,
 
 def check_resume(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Refuses to train on in a workdir with other values of the fields that
-  fix how its run trains (rules.FIXED), listing every difference; returns
+  fix how its run trains (defaults.FIXED), listing every difference; returns
   {field: (recorded, now)} of the fields this session changes that a
-  resume may change (rules.FREE)."""
+  resume may change (defaults.FREE)."""
   saved = check_identity(config, workdir)
   if saved is None:
     return {}
   now = _as_json(config)
-  fixed = _differences(saved, now, rules.fields_with(rules.FIXED))
+  fixed = _differences(saved, now, defaults.fields_with(defaults.FIXED))
   if fixed:
-    free = ', '.join(rules.fields_with(rules.FREE))
+    free = ', '.join(defaults.fields_with(defaults.FREE))
     raise WorkdirError(
         f'workdir {workdir!r} trains its run with another config, which a '
         f'resume may not change ({_listed(fixed)}). Fix: resume with the '
         f'workdir\'s values (its {CONFIG}), or train in a new --workdir. A '
         f'resume may change only: {free}.')
-  return _differences(saved, now, rules.fields_with(rules.FREE))
+  return _differences(saved, now, defaults.fields_with(defaults.FREE))
 
 
 def start_session(config: ml_collections.ConfigDict, workdir: str,
