@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from flaxdil.experiments import paper, report, stats
+from flaxdil.experiments import paper, settings, stats
 
 
 def _differing_fields(configs: list[dict]) -> list[str]:
@@ -37,7 +37,7 @@ def write_plots(runs: list, groups: list, out_dir: str) -> list[str]:
     sizes = 'image_size' in _differing_fields([r.config for r in curves])
     for run in curves:
       accuracy = [100 * r['accuracy'] for r in run.validation]
-      label = run.name + (f' ({report.input_label(run.config)})' if sizes else '')
+      label = run.name + (f' ({settings.input_label(run.config)})' if sizes else '')
       by_epoch.plot([r['epoch'] for r in run.validation], accuracy,
                     marker='.', label=label)
       by_time.plot(run.elapsed_minutes(), accuracy, marker='.', label=label)
@@ -59,7 +59,7 @@ def write_plots(runs: list, groups: list, out_dir: str) -> list[str]:
   # One line per setting (input size, epochs, ...): δ varies along it.
   series = {}
   for group in rows:
-    series.setdefault(report.setting(group.config, ['dilation']), []).append(group)
+    series.setdefault(settings.setting(group.config, ['dilation']), []).append(group)
   if any(len({g.config['dilation'] for g in line}) > 1
          for line in series.values()):
     fig, axes = plt.subplots(figsize=(5.5, 4))
@@ -82,7 +82,7 @@ def write_plots(runs: list, groups: list, out_dir: str) -> list[str]:
                f'{seeds} seeds' if seeds > 1 else 'flaxdil (measured)')
       if differing:
         label += ', ' + ', '.join(
-            f'input {report.input_label(line[0].config)}' if k == 'image_size'
+            f'input {settings.input_label(line[0].config)}' if k == 'image_size'
             else f'{k}={line[0].config.get(k)}' for k in differing)
       axes.errorbar(deltas, means, yerr=errors if any(errors) else None,
                     fmt='o-', capsize=4, color=color, label=label)

@@ -18,15 +18,9 @@ import os
 import re
 
 from flaxdil.errors import FlaxdilError
-from flaxdil.experiments import paper, stats
+from flaxdil.experiments import paper, plots, stats
+from flaxdil.experiments.settings import input_label, setting
 from flaxdil.workdir import files
-
-# Fields that say where a run's files are or how often it logs and saves,
-# not what it computes: runs that differ only in these (and the seed) are
-# the same experiment.
-_BOOKKEEPING = ('seed', 'data_dir', 'manual_dir', 'log_every_steps',
-                'checkpoint_every_steps', 'checkpoint_every_minutes',
-                'keep_checkpoints', 'eval_batch_size', 'conv_impl')
 
 
 @dataclasses.dataclass
@@ -167,20 +161,6 @@ class Group:
             for r in self.runs if r.finished}
 
 
-def setting(config: dict, leave_out=()) -> str:
-  """What a run computes, as a key: its config without bookkeeping, the
-  seed, and the fields in leave_out."""
-  return json.dumps({k: v for k, v in config.items()
-                     if k not in _BOOKKEEPING and k not in leave_out},
-                    sort_keys=True)
-
-
-def input_label(config: dict) -> str:
-  """The size the run's network saw: config.image_size, or the dataset's."""
-  size = config.get('image_size')
-  return f'{size}×{size}' if size else 'native'
-
-
 def group_by_seed(runs: list[RunRecord]) -> list[Group]:
   """Runs that differ only in seed (and bookkeeping), in first-seen order;
   a group is named as its runs are, without their -seedK."""
@@ -271,7 +251,6 @@ def write_report(paths: list[str], out_dir: str,
                             {'groups': records})
   with open(os.path.join(out_dir, 'table.md'), 'w') as f:
     f.write(text)
-  from flaxdil.experiments import plots  # matplotlib: only for reports.
   images = plots.write_plots(runs, groups, out_dir)
   return {'table': text, 'plots': images, 'runs': [r.workdir for r in runs],
           'groups': records}
