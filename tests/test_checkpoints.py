@@ -13,7 +13,8 @@ import pytest
 from conftest import ROOT
 from flaxdil.errors import WorkdirError
 from flaxdil.training import evaluation, loop
-from flaxdil.training.devices import PmappedModel
+from flaxdil.config import rules
+from flaxdil.training import steps
 from flaxdil.workdir import checkpoints, record
 from test_steps import make_state, trees_close
 
@@ -70,7 +71,7 @@ def test_evaluation_takes_the_latest_where_none_was_validated(
   store.save(2, state.replace(step=2))
   store.save(3, state.replace(step=3))
   store.close()
-  _, step = evaluation.restore_checkpoint(PmappedModel(tiny_config),
+  _, step = evaluation.restore_checkpoint(tiny_config, rules.check_run(tiny_config),
                                           str(tmp_path))
   assert step == 3
   assert 'was validated yet: using the latest, of step 3' in (
@@ -136,7 +137,9 @@ def test_evaluation_restores_the_ema_weights(tiny_config, tmp_path, mock_cifar):
   workdir = str(tmp_path / 'run')
   loop.train_and_evaluate(tiny_config, workdir)
   store = checkpoints.CheckpointStore(workdir, create=False)
-  saved = store.restore(4, PmappedModel(tiny_config).abstract_state())
+  info = rules.check_run(tiny_config)
+  saved = store.restore(4, steps.abstract_train_state(
+      tiny_config, steps.create_model(tiny_config, info), info.image_shape))
   store.close()
   restored = _read_params(tiny_config, workdir, 4)
   trees_close(restored, saved.ema['params'], rtol=0, atol=0)

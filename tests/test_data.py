@@ -26,11 +26,28 @@ def test_validation_is_held_out_disjoint_and_fixed():
 
 
 def test_each_epoch_is_a_permutation_and_epochs_differ():
-  key = jax.random.key(0)
-  epoch0 = np.concatenate([batches.epoch_batch_indices(key, s, 20, 5) for s in range(4)])
-  epoch1 = np.concatenate([batches.epoch_batch_indices(key, s, 20, 5) for s in range(4, 8)])
+  order = batches.BatchOrder(jax.random.key(0), 20, 5)
+  epoch0 = np.concatenate([order.indices(s) for s in range(4)])
+  epoch1 = np.concatenate([order.indices(s) for s in range(4, 8)])
   assert sorted(epoch0) == list(range(20)) == sorted(epoch1)
   assert list(epoch0) != list(epoch1)
+  # A pure function of (key, step): a fresh order (a resume) agrees, in
+  # any order of asking.
+  again = batches.BatchOrder(jax.random.key(0), 20, 5)
+  np.testing.assert_array_equal(again.indices(5), epoch1[5:10])
+  np.testing.assert_array_equal(again.indices(1), epoch0[5:10])
+
+
+def test_the_batch_order_is_the_permutation_once_computed_in_each_step():
+  """What the device step computed at every step before the order moved to
+  the host (once per epoch): the same indices, so the same checkpoints."""
+  key, n, batch = jax.random.key(3), 23, 5
+  order = batches.BatchOrder(key, n, batch)
+  for step in (0, 3, 4, 9):
+    epoch, position = divmod(step, 4)
+    old = jax.lax.dynamic_slice(jax.random.permutation(
+        jax.random.fold_in(key, epoch), n), (position * batch,), (batch,))
+    np.testing.assert_array_equal(order.indices(step), np.asarray(old))
 
 
 def test_augment_crops_and_flips_per_example_key():
@@ -48,9 +65,9 @@ def test_augment_crops_and_flips_per_example_key():
 
 def test_padded_eval_batches_cover_every_example_once():
   split = _split(23)
-  padded = list(batches.padded_eval_batches(split, 10, num_devices=2))
+  padded = list(batches.padded_eval_batches(split, 10))
   assert len(padded) == 3
-  assert padded[0]['image'].shape == (2, 5, 4, 4, 3)
+  assert padded[0]['image'].shape == (10, 4, 4, 3)
   masks = np.concatenate([b['mask'].reshape(-1) for b in padded])
   labels = np.concatenate([b['label'].reshape(-1) for b in padded])[masks]
   assert masks.sum() == 23

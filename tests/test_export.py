@@ -58,8 +58,8 @@ def test_export_writes_verified_artifacts(tiny_config, tmp_path, mock_cifar):
   assert 0.0 <= report['artifacts']['onnx_int8']['accuracy'] <= 1.0
 
   # Any batch size, uint8 in, the checkpoint's logits out.
-  state, _, pmapped = evaluation.restore_state(tiny_config, workdir)
-  want = jax.jit(artifacts.logits_fn(state, pmapped.info, True))
+  state, _, info, _ = evaluation.restore_state(tiny_config, workdir)
+  want = jax.jit(artifacts.logits_fn(state, info, True))
   images = source.load_split(tiny_config, 'test').images
   import onnxruntime
   session = onnxruntime.InferenceSession(os.path.join(out, 'model.onnx'))
@@ -98,24 +98,25 @@ def test_the_onnx_graph_of_every_baseline_computes_its_logits(name):
   from configs import baselines as baselines_config
   from flaxdil.inspection import summary as model_summary
   from flaxdil.training import steps
-  from flaxdil.training.devices import PmappedModel
+  from flaxdil.config import rules
   config = baselines_config.get_config(f'model={name},test_time_flip=True')
-  pmapped = PmappedModel(config)
-  state = steps.create_train_state(config, pmapped.model, jax.random.key(0),
-                                   pmapped.info.image_shape, lambda step: 0.0)
+  info = rules.check_run(config)
+  model = steps.create_model(config, info)
+  state = steps.create_train_state(config, model, jax.random.key(0),
+                                   info.image_shape, lambda step: 0.0)
   rng = np.random.default_rng(0)
   state = state.replace(batch_stats=jax.tree_util.tree_map(
       lambda s: rng.uniform(0.5, 1.5, s.shape).astype(np.float32),
       state.batch_stats))
-  summary = model_summary.summarize(pmapped.model, pmapped.info.image_shape)
-  summary.update(model_summary.inference_spec(config, pmapped.info))
+  summary = model_summary.summarize(model, info.image_shape)
+  summary.update(model_summary.inference_spec(config, info))
   variables = jax.tree_util.tree_map(
       np.asarray, {'params': state.params, 'batch_stats': state.batch_stats})
   import onnxruntime
   session = onnxruntime.InferenceSession(
       onnx_graph.build_onnx(summary, variables).SerializeToString())
   images = rng.integers(0, 256, (3, 32, 32, 3), np.uint8)
-  want = np.asarray(jax.jit(artifacts.logits_fn(state, pmapped.info, True))(images))
+  want = np.asarray(jax.jit(artifacts.logits_fn(state, info, True))(images))
   got = session.run(None, {'images': images})[0]
   np.testing.assert_allclose(got, want, rtol=1e-4,
                              atol=1e-5 * float(np.max(np.abs(want))))

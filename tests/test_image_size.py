@@ -35,7 +35,8 @@ def test_training_sees_the_augmented_images_resized(tiny_config):
   tiny_config.image_size = _RESIZED
   placed = jax.local_devices()[:1]
   images, labels = fake_split(8)
-  keys = jax.random.split(jax.random.key(3), 8)
+  key = jax.random.key(3)
+  keys = steps.example_keys(key, 0, np.arange(8))  # Step 0, rows 0..7.
   state = make_state(tiny_config)
   step = jax.pmap(functools.partial(steps.train_step, config=tiny_config,
                                     info=INFO),
@@ -43,7 +44,7 @@ def test_training_sees_the_augmented_images_resized(tiny_config):
   _, metrics = step(devices.replicate(state, placed),
                     devices.shard({'image': images[None],
                                    'label': labels[None]}, placed),
-                    devices.shard(keys[None], placed))
+                    devices.replicate(key, placed))
   native = load_config('tiny')
   model = models.create_model(native, INFO.num_classes)
 

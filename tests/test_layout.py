@@ -74,6 +74,50 @@ def test_every_room_imports_only_the_rooms_below_it():
   assert not wrong, '\n'.join(wrong)
 
 
+def _module_graph() -> dict[str, set[str]]:
+  """Each flaxdil module and the flaxdil modules it imports (at any depth
+  of the file: a deferred import is still a dependency), `from flaxdil.a
+  import b` counting as an import of the module flaxdil.a.b where it is
+  one."""
+  names = {name for name, _ in _modules()}
+  graph = {}
+  for name, path in _modules():
+    targets = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+      if isinstance(node, ast.ImportFrom) and node.module and (
+          node.module.split('.')[0] == 'flaxdil'):
+        for alias in node.names:
+          sub = f'{node.module}.{alias.name}'
+          targets.add(sub if sub in names else node.module)
+      elif isinstance(node, ast.Import):
+        targets |= {a.name for a in node.names
+                    if a.name.split('.')[0] == 'flaxdil'}
+    graph[name] = {t for t in targets if t in names and t != name
+                   and t != 'flaxdil'}
+  return graph
+
+
+def test_no_import_circles():
+  """A module never imports, through others, a module that imports it:
+  data flows one way, and no import has to be deferred to dodge a circle."""
+  graph = _module_graph()
+  circles, state = [], {}
+
+  def visit(name, path):
+    state[name] = 'open'
+    for target in sorted(graph[name]):
+      if state.get(target) == 'open':
+        circles.append(' -> '.join(path[path.index(target):] + [target]))
+      elif target not in state:
+        visit(target, path + [target])
+    state[name] = 'done'
+
+  for name in sorted(graph):
+    if name not in state:
+      visit(name, [name])
+  assert not circles, '\n'.join(circles)
+
+
 def test_no_module_is_long():
   """A module over ~300 lines does two jobs: split it by job."""
   long = [f'{name}: {len(path.read_text().splitlines())} lines'

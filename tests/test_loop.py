@@ -16,7 +16,7 @@ import pytest
 from flaxdil import models
 from flaxdil.errors import TrainingDiverged
 from flaxdil.training import loop
-from flaxdil.training.metrics_log import StepMetrics
+from flaxdil.training.metrics_log import NonFiniteStep, StepMetrics
 from flaxdil.workdir import checkpoints
 from test_steps import INFO, make_state
 
@@ -50,16 +50,16 @@ def _blocks_config(config):
 
 
 def test_stepmetrics_names_the_first_nonfinite_step_of_a_block():
-  diverged = lambda step, loss: TrainingDiverged(f'step {step} loss {loss}')
-  metrics = StepMetrics(False, diverged)
+  metrics = StepMetrics(False, in_flight=2)
   ok = {'loss': np.ones((2, 3)), 'nonfinite': np.zeros((2, 3))}
   bad = {'loss': np.array([[1.0, np.nan, np.nan]] * 2),
          'nonfinite': np.array([[0.0, 1.0, 1.0]] * 2)}
   metrics.add(1, 3, ok)
   metrics.add(4, 3, bad)
-  with pytest.raises(TrainingDiverged, match='step 5 loss nan'):
+  with pytest.raises(NonFiniteStep, match=r'step 5: the loss \(nan\)') as e:
     metrics.take()
-  skipping = StepMetrics(True, diverged)
+  assert e.value.step == 5
+  skipping = StepMetrics(True, in_flight=2)
   skipping.add(1, 3, bad)
   skipping.add(4, 1, {'loss': np.ones(2), 'nonfinite': np.zeros(2)})
   assert [m['nonfinite'] for m in skipping.take()] == [0.0, 1.0, 1.0, 0.0]

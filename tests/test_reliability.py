@@ -19,7 +19,7 @@ from conftest import ROOT, SHARED_TFDS
 from flaxdil.errors import ConfigError, TrainingDiverged, WorkdirError
 from flaxdil.experiments import faults
 from flaxdil.training import devices, evaluation, loop, steps
-from flaxdil.training.devices import PmappedModel
+from flaxdil.config import rules
 from flaxdil.training.metrics_log import MetricsWriter
 from flaxdil.workdir import checkpoints, files
 from flaxdil.workdir.lock import WorkdirLock
@@ -170,11 +170,12 @@ def test_evaluating_a_damaged_checkpoint_is_a_clear_error(tiny_config, tmp_path)
   store, state = _saved_store(tiny_config, tmp_path, (1, 2))
   store.close()
   _rewrite_with_other_values(tmp_path, 2, state)
-  pmapped = PmappedModel(tiny_config)
+  info = rules.check_run(tiny_config)
   with pytest.raises(WorkdirError, match=r'checkpoint 2 .* is damaged .*'
                      r'--checkpoint_step \(steps held: \[1, 2\]\)'):
-    evaluation.restore_checkpoint(pmapped, str(tmp_path), 2)
-  restored, step = evaluation.restore_checkpoint(pmapped, str(tmp_path), 1)
+    evaluation.restore_checkpoint(tiny_config, info, str(tmp_path), 2)
+  restored, step = evaluation.restore_checkpoint(tiny_config, info,
+                                                 str(tmp_path), 1)
   assert step == 1
 
 
@@ -200,7 +201,7 @@ def test_nonfinite_steps_are_skipped_when_asked(tiny_config):
   placed = jax.local_devices()[:1]
   images, labels = fake_split(16)
   batch = devices.shard({'image': images[None], 'label': labels[None]}, placed)
-  keys = devices.shard(jax.random.split(jax.random.key(0), 16)[None], placed)
+  keys = devices.replicate(jax.random.key(0), placed)
   huge = lambda step: 1e38  # One step makes the weights ~1e38: the next overflows.
   step = jax.pmap(functools.partial(
       steps.train_step, config=tiny_config, info=INFO),

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import load_config
 from flaxdil import models
+from flaxdil.config import budget
 from flaxdil.data import augment, batches, source
 from flaxdil.training import devices, steps
 
@@ -43,16 +44,20 @@ def test_two_devices_match_one(tiny_config):
   global, and data order and augmentation depend on example positions only."""
   assert jax.local_device_count() >= 2, 'conftest asks XLA for 2 CPU devices'
   images, labels = fake_split(40)
+  order = batches.BatchOrder(jax.random.key(7), 40, tiny_config.batch_size)
   finals = []
   for placed in (jax.local_devices()[:1], jax.local_devices()[:2]):
+    on = devices.Devices.of(placed)
     step = jax.pmap(functools.partial(
-        steps.train_on_device_data, config=tiny_config, info=INFO),
+        steps.train_steps, config=tiny_config, info=INFO),
         axis_name=steps.AXIS, devices=placed)
-    state = devices.replicate(make_state(tiny_config), placed)
-    on_device = devices.replicate({'image': images, 'label': labels}, placed)
-    key = devices.replicate(jax.random.key(7), placed)
-    for _ in range(3):
-      state, metrics = step(state, on_device, key)
+    state = on.replicate(make_state(tiny_config))
+    resident = on.replicate({'image': images, 'label': labels})
+    key = on.replicate(jax.random.key(8))
+    positions = on.local_positions(tiny_config.batch_size)
+    for s in range(3):
+      inputs = on.place_steps([{'index': order.indices(s)[positions]}])
+      state, metrics = step(state, inputs, key, resident)
     finals.append(devices.unreplicate(state))
   one, two = finals
   trees_close(two.params, one.params, rtol=1e-4, atol=1e-5)
@@ -87,7 +92,7 @@ def test_train_step_lowers_the_loss_and_averages_the_weights(tiny_config):
   placed = jax.local_devices()[:1]
   images, labels = fake_split(16)
   batch = devices.shard({'image': images[None], 'label': labels[None]}, placed)
-  keys = devices.shard(jax.random.split(jax.random.key(0), 16)[None], placed)
+  keys = devices.replicate(jax.random.key(0), placed)
   schedule = lambda step: 1e-2
   step = _pmapped_train_step(tiny_config, placed)
   state = make_state(tiny_config, schedule)
@@ -114,33 +119,46 @@ def test_schedule_warms_up_then_decays_and_warns_when_warmup_is_the_whole_run(
     tiny_config, caplog):
   tiny_config.learning_rate, tiny_config.lr_schedule = 1e-3, 'cosine'
   tiny_config.warmup_epochs = 1
-  schedule = steps.create_learning_rate_fn(tiny_config, epoch_steps=10,
-                                           total_steps=100)
+  schedule = budget.learning_rate_schedule(
+      tiny_config, _budget(tiny_config, epoch_steps=10, total_steps=100))
   assert float(schedule(0)) == 0.0
   assert float(schedule(10)) == pytest.approx(1e-3)
   assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
   assert 'never decays' not in caplog.text
   # A budgeted run shorter than its warm-up would only ever raise the rate.
-  steps.create_learning_rate_fn(tiny_config, epoch_steps=10, total_steps=8)
+  budget.learning_rate_schedule(
+      tiny_config, _budget(tiny_config, epoch_steps=10, total_steps=8))
   assert 'covers all 8 training steps' in caplog.text
 
 
+def _budget(config, epoch_steps, total_steps):
+  config.num_train_steps = total_steps
+  return budget.budget(config, epoch_steps)
+
+
 def test_steps_per_epoch_is_the_epoch_length_of_the_batch_order():
-  """The host's epoch length (schedule, logs) is the device's: the batch
-  order starts a new permutation exactly every steps_per_epoch steps."""
+  """The epoch length of the schedule and logs is the batch order's: it
+  starts a new permutation exactly every steps_per_epoch steps."""
   epoch_steps = batches.steps_per_epoch(23, 5)
   assert epoch_steps == 4
-  key = jax.random.key(0)
-  first = np.concatenate([batches.epoch_batch_indices(key, s, 23, 5)
-                          for s in range(epoch_steps)])
+  order = batches.BatchOrder(jax.random.key(0), 23, 5)
+  first = np.concatenate([order.indices(s) for s in range(epoch_steps)])
   assert len(set(first.tolist())) == 20  # One epoch: no example twice.
-  assert steps.total_train_steps(_with_epochs(3), epoch_steps) == 12
 
 
-def _with_epochs(num_epochs):
+def test_every_step_count_sentinel_is_resolved_in_one_place():
   config = load_config('tiny')
-  config.num_train_steps, config.num_epochs = -1, num_epochs
-  return config
+  config.num_train_steps, config.num_epochs = -1, 3
+  config.eval_every_steps = config.checkpoint_every_steps = -1
+  config.warmup_epochs = 0.5
+  counts = budget.budget(config, epoch_steps=4)
+  assert (counts.total_steps, counts.eval_every, counts.checkpoint_every,
+          counts.warmup_steps) == (12, 4, 4, 2)
+  config.eval_every_steps, config.checkpoint_every_steps = 5, -1
+  assert budget.budget(config, 4).checkpoint_every == 5  # At evaluations.
+  config.num_train_steps, config.warmup_epochs = 3, 10.0
+  counts = budget.budget(config, 4)
+  assert (counts.total_steps, counts.warmup_steps) == (3, 3)
 
 
 def test_periodic_actions_are_due_every_n_steps_and_at_the_end():

@@ -16,6 +16,7 @@ from conftest import load_config
 from flaxdil.data import images, source
 from flaxdil.errors import DataError
 from flaxdil.training import evaluation, inputs, loop
+from flaxdil.training.devices import Devices
 from test_loop import _arrays, _assert_bitwise_equal, _records
 from test_tiny_imagenet import write_fake_zip
 
@@ -153,18 +154,21 @@ def test_auto_picks_the_stream_where_the_split_does_not_fit(tiny_config,
                                                             monkeypatch):
   info = source.DatasetInfo('cifar10', 10, (32, 32, 3), (0.0,) * 3,
                             (1.0,) * 3)
-  cpu = jax.devices()[0]
+  cpu = Devices.of(jax.devices()[:1])
   monkeypatch.setattr(inputs, '_memory_bytes', lambda device: 4 * 150 * 10**6)
-  assert inputs.choose(tiny_config, info, 45000, cpu)[0] == 'device'
+  assert isinstance(inputs.choose(tiny_config, info, cpu, 45000),
+                    inputs.DevicePipeline)
   monkeypatch.setattr(inputs, '_memory_bytes', lambda device: 4 * 130 * 10**6)
-  pipeline, why = inputs.choose(tiny_config, info, 45000, cpu)
-  assert pipeline == 'stream' and '138 MB of decoded training images' in why
+  pipeline = inputs.choose(tiny_config, info, cpu, 45000)
+  assert isinstance(pipeline, inputs.StreamPipeline)
+  assert '138 MB of decoded training images' in pipeline.reason
   varying = source.DatasetInfo('x', 10, (8, 8, 3), (0.0,) * 3, (1.0,) * 3,
                                varying_size=True)
-  assert inputs.choose(tiny_config, varying, 10, cpu) == (
-      'stream', 'x images vary in size')
+  pipeline = inputs.choose(tiny_config, varying, cpu, 10)
+  assert (pipeline.name, pipeline.reason) == ('stream',
+                                              'x images vary in size')
   tiny_config.input_pipeline = 'device'
-  assert inputs.choose(tiny_config, info, 45000, cpu)[0] == 'device'
+  assert inputs.choose(tiny_config, info, cpu, 45000).name == 'device'
 
 
 @pytest.mark.slow

@@ -47,8 +47,12 @@ def test_the_first_interval_of_a_session_gives_no_eta(capsys):
   progress = Progress(total_steps=1000, steps_per_epoch=100, batch_size=8,
                       start_step=99)
   metrics = {'loss': 1.0, 'accuracy': 0.5, 'learning_rate': 1e-3}
-  progress.update(100, metrics)
-  progress.update(150, metrics)
-  first, second = capsys.readouterr().out.splitlines()
+  lines = []
+  for step in (100, 150):
+    rate = progress.rate(step)
+    assert rate > 0
+    lines.append(progress.line(step, dict(metrics, images_per_sec=rate)))
+  assert capsys.readouterr().out == ''  # Computing prints nothing.
+  first, second = lines
   assert first.endswith('ETA at the next log (this interval compiled)')
   assert 'compiled' not in second and second.split('ETA ')[1][0].isdigit()

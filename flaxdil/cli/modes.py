@@ -9,14 +9,14 @@ import jax
 import ml_collections
 
 from flaxdil import models
+from flaxdil.config import rules
 from flaxdil.config.args import with_fields
 from flaxdil.errors import FlaxdilError
 from flaxdil.experiments import paper
 from flaxdil.inspection import summary as model_summary
 from flaxdil.inspection import text as summary_text
 from flaxdil.models import baselines
-from flaxdil.training import evaluation, loop
-from flaxdil.training.devices import PmappedModel
+from flaxdil.training import evaluation, loop, steps
 
 __all__ = ['train', 'evaluate', 'inspect_model', 'export_model']
 
@@ -46,16 +46,17 @@ def evaluate(config, workdir, split=None, step=None) -> dict:
 def inspect_model(config, workdir=None, step=None, as_json=False) -> dict:
   params = None
   if workdir:
-    state, step, pmapped = evaluation.restore_state(config, workdir, step)
+    state, step, info, _ = evaluation.restore_state(config, workdir, step)
     params = state.params
   else:
-    pmapped = PmappedModel(config)
+    info = rules.check_run(config)
   metadata = {'model': config.model, 'dataset': config.dataset,
               'dilation': config.dilation,
-              **model_summary.inference_spec(config, pmapped.info)}
+              **model_summary.inference_spec(config, info)}
   if workdir:
     metadata.update(checkpoint=workdir, checkpoint_step=int(step))
-  summary = model_summary.summarize(pmapped.model, pmapped.info.image_shape,
+  summary = model_summary.summarize(steps.create_model(config, info),
+                                    info.image_shape,
                                     params=params, metadata=metadata)
   summary['paper_params'] = paper.TABLE1_PARAMS.get(config.model)
   if config.model in baselines.BASELINES:

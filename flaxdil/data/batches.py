@@ -1,6 +1,6 @@
 """Which examples form each batch: the training order (a pure function of
-the key and the step, the same on the devices and on the host) and the
-padded, masked evaluation batches.
+the key and the step, computed once per epoch on the host, for either
+input pipeline) and the padded, masked evaluation batches.
 """
 
 from __future__ import annotations
@@ -8,30 +8,16 @@ from __future__ import annotations
 import threading
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from flaxdil.data.source import Split
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
-  """Full global batches per epoch: the one definition, used by the host
-  (schedule, logging) and by the device (batch order) alike. At least one
-  (a config rule: the batch is not larger than the training examples)."""
+  """Full global batches per epoch: the one definition of an epoch's length
+  (schedule, logging and the batch order). At least one (a config rule: the
+  batch is not larger than the training examples)."""
   return num_examples // batch_size
-
-
-def epoch_batch_indices(key: jax.Array, step: jax.Array, num_examples: int,
-                        batch_size: int) -> jax.Array:
-  """Indices of the global batch for `step`: a fresh permutation each epoch.
-
-  A pure function of (key, step), so a resumed run sees the same data order.
-  The last num_examples % batch_size examples of each epoch's permutation are
-  skipped (a different remainder every epoch).
-  """
-  epoch, position = jnp.divmod(step, steps_per_epoch(num_examples, batch_size))
-  order = epoch_order(key, epoch, num_examples)
-  return jax.lax.dynamic_slice(order, (position * batch_size,), (batch_size,))
 
 
 def epoch_order(key: jax.Array, epoch, num_examples: int) -> jax.Array:
@@ -39,43 +25,48 @@ def epoch_order(key: jax.Array, epoch, num_examples: int) -> jax.Array:
   return jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
 
 
-class HostBatchOrder:
-  """epoch_batch_indices on the host, for a pipeline that reads each step's
-  rows there: the same permutations (computed by JAX on the CPU, once per
-  epoch), so the same batches as on the devices. Safe to call from several
-  threads (a loader's)."""
+class BatchOrder:
+  """The indices of each step's global batch: a fresh permutation each
+  epoch, of which step `position` reads rows position * batch_size onwards.
+
+  A pure function of (key, step), so a resumed run sees the same data
+  order. The permutation is computed once per epoch, on the host's CPU
+  with JAX (the same bits on any backend): a permutation of the whole
+  split in every step cost 26.5 ms a step on CIFAR-10 (45,000 rows), more
+  than a small model's step. The last num_examples % batch_size examples
+  of each epoch's permutation are skipped (a different remainder every
+  epoch). Safe to call from several threads (a loader's).
+  """
 
   def __init__(self, key: jax.Array, num_examples: int, batch_size: int):
     self._cpu = jax.local_devices(backend='cpu')[0]
     self._key = jax.device_put(key, self._cpu)
-    self._num_examples, self._batch_size = num_examples, batch_size
-    self._epoch_steps = steps_per_epoch(num_examples, batch_size)
+    self.num_examples, self.batch_size = num_examples, batch_size
+    self.epoch_steps = steps_per_epoch(num_examples, batch_size)
     self._orders = {}  # The epochs in use: at most two at a time.
     self._lock = threading.Lock()
     # On the CPU because the key is there (jit runs where its inputs are).
     self._permute = jax.jit(epoch_order, static_argnums=2)
 
   def indices(self, step: int) -> np.ndarray:
-    """The global batch of `step` (0-based: the step's state.step)."""
-    epoch, position = divmod(step, self._epoch_steps)
+    """The global batch of `step` (0-based: the step's state.step), int32."""
+    epoch, position = divmod(step, self.epoch_steps)
     with self._lock:
       if epoch not in self._orders:
         self._orders = {e: o for e, o in self._orders.items() if e >= epoch - 1}
         self._orders[epoch] = np.asarray(
-            self._permute(self._key, epoch, self._num_examples))
+            self._permute(self._key, epoch, self.num_examples))
       order = self._orders[epoch]
-    start = position * self._batch_size
-    return order[start:start + self._batch_size]
+    start = position * self.batch_size
+    return order[start:start + self.batch_size]
 
 
-def padded_eval_batches(split: Split, global_batch_size: int,
-                        num_devices: int):
-  """Yields host batches shaped (devices, per_device, ...) with a mask.
+def padded_eval_batches(split: Split, global_batch_size: int):
+  """Yields global batches {'image', 'label', 'mask'} of the whole split.
 
-  The last batch is padded with zeros and mask=False: nothing is dropped, and
-  padding never counts.
+  The last batch is padded with zeros and mask=False: nothing is dropped,
+  and padding never counts.
   """
-  per_device = global_batch_size // num_devices
   n = len(split)
   for start in range(0, n, global_batch_size):
     stop = min(start + global_batch_size, n)
@@ -85,5 +76,4 @@ def padded_eval_batches(split: Split, global_batch_size: int,
     images[:stop - start] = split.images[start:stop]
     labels[:stop - start] = split.labels[start:stop]
     mask[:stop - start] = True
-    yield {k: v.reshape((num_devices, per_device) + v.shape[1:])
-           for k, v in (('image', images), ('label', labels), ('mask', mask))}
+    yield {'image': images, 'label': labels, 'mask': mask}

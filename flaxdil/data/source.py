@@ -15,6 +15,7 @@ import ml_collections
 import numpy as np
 
 from flaxdil import quiet
+from flaxdil.data.records import RecordReader
 from flaxdil.errors import DataError
 
 # Per-channel statistics of the training images, in [0, 255]. Normalising is a
@@ -223,7 +224,6 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
   """Decodes a whole TFDS split (checked: split_sizes) of images of one
   size into memory: uint8 images, int32 labels. An undecodable record is an
   error (DataError), as in any split evaluation reads."""
-  from flaxdil.data.stream import RecordReader  # Imports Grain.
   reader = RecordReader(data_source(config, split), split, training=False)
   return Split(*reader.read(range(len(reader))))
 

@@ -1,8 +1,9 @@
 """Stopping cleanly on SIGTERM or SIGINT (preemption, Ctrl-C, a scheduler).
 
 While `Watch` is active, the first signal only sets a flag: the loop finishes
-the step it is in, saves a checkpoint of it and stops (errors.Preempted,
-exit code 75). Further signals are ignored until the save is done, so a
+the dispatch in flight (one step, or a block of config.steps_per_dispatch;
+its progress line still prints where it ends a logging interval), saves a
+checkpoint after it and stops (errors.Preempted, exit code 75). Further signals are ignored until the save is done, so a
 second Ctrl-C cannot tear a checkpoint (Orbax writes each checkpoint to a
 temporary directory and renames it when complete; even kill -9 mid-save
 leaves the previous checkpoints intact).
@@ -37,9 +38,10 @@ class Watch:
     del frame
     if self.received is None:
       self.received = signum
-      print(f'\nReceived {signal.Signals(signum).name}: finishing this step, '
-            'then saving a checkpoint and stopping.', file=sys.stderr,
-            flush=True)
+      print(f'\nReceived {signal.Signals(signum).name}: the steps already '
+            'dispatched finish (their progress line may still print), then a '
+            'checkpoint is saved after them and training stops.',
+            file=sys.stderr, flush=True)
 
   def _forward_to_sigterm(self, signum, frame):
     del frame
@@ -62,6 +64,12 @@ class Watch:
   def __exit__(self, *exc):
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
+
+  def cause(self) -> str:
+    """What asked the run to stop, in words."""
+    if self.received:
+      return signal.Signals(self.received).name
+    return 'a preemption notice (SIGTERM to a process of this run)'
 
   def requested(self, step: int) -> bool:
     """Whether to stop after `step` (the same answer on every process)."""

@@ -16,14 +16,17 @@ import ml_collections
 import numpy as np
 
 from flaxdil import models, timing
+from flaxdil.config import rules
 from flaxdil.config.args import with_fields
-from flaxdil.data import augment
-from flaxdil.data.source import Split
+from flaxdil.data import augment, batches
+from flaxdil.data.source import DatasetInfo, Split
+from flaxdil.errors import FlaxdilError
 from flaxdil.inspection import summary as model_summary
-from flaxdil.training import devices, inputs, loop, setup
-from flaxdil.training.devices import PmappedModel
+from flaxdil.training import evaluation, inputs, loop, setup
+from flaxdil.training.devices import Devices, unreplicate
 # By name: run()'s `steps` argument (steps per timed run) would hide the module.
-from flaxdil.training.steps import create_train_state, eval_variables
+from flaxdil.training.steps import (create_model, create_train_state,
+                                    eval_variables)
 
 
 def matmul_flops_per_sec(size: int = 2048, runs: int = 5) -> float:
@@ -36,35 +39,40 @@ def matmul_flops_per_sec(size: int = 2048, runs: int = 5) -> float:
 
 
 class TrainTiming:
-  """Compiles the config's pmapped train step, then times it on random data
-  of the dataset's shape (needs the dataset's metadata only)."""
+  """Compiles the config's pmapped train step (one step a dispatch, the
+  device pipeline's), then times it on random data of the dataset's shape
+  (needs the dataset's metadata only). The step gathers its rows from the
+  split it holds, whose size does not change a step's cost: the batch
+  order, which grows with the split, is the host's, once per epoch."""
 
-  def __init__(self, config: ml_collections.ConfigDict,
-               pmapped: PmappedModel | None = None):
+  def __init__(self, config: ml_collections.ConfigDict, info: DatasetInfo,
+               devices: Devices):
     self.config = config
-    self.pmapped = pmapped or PmappedModel(config)
-    info = self.pmapped.info
     rng = np.random.default_rng(0)
     num_examples = config.batch_size * 4
     self.images = rng.integers(0, 256, (num_examples,) + info.image_shape,
                                np.uint8)
     self.labels = rng.integers(0, info.num_classes, (num_examples,), np.int32)
     schedule = lambda step: config.learning_rate
-    placed = self.pmapped.local_devices
+    model = create_model(config, info)
     self.state = devices.replicate(create_train_state(
-        config, self.pmapped.model, jax.random.key(0), info.image_shape,
-        schedule), placed)
-    self._data = devices.replicate({'image': self.images, 'label': self.labels},
-                                   placed)
-    self._key = devices.replicate(jax.random.key(0), placed)
+        config, model, jax.random.key(0), info.image_shape, schedule))
+    self._data = devices.replicate({'image': self.images,
+                                    'label': self.labels})
+    order = batches.BatchOrder(jax.random.key(0), num_examples,
+                               config.batch_size)
+    positions = devices.local_positions(config.batch_size)
+    self._inputs = devices.place_steps([{'index': order.indices(0)[positions]}])
+    self._key = devices.replicate(jax.random.key(0))
+    self._train_steps = setup.pmapped_train_steps(config, info, devices)
     start = time.perf_counter()
     self._steps(1)
     self.compile_seconds = time.perf_counter() - start
 
   def _steps(self, steps: int) -> None:
     for _ in range(steps):
-      self.state, metrics = self.pmapped.train_step(self.state, self._data,
-                                                    self._key)
+      self.state, metrics = self._train_steps(self.state, self._inputs,
+                                              self._key, self._data)
       jax.block_until_ready(metrics)
 
   def images_per_sec(self, runs: int, steps: int) -> float:
@@ -75,29 +83,47 @@ class TrainTiming:
     return steps * self.config.batch_size / seconds
 
 
+def _training_examples(config: ml_collections.ConfigDict) -> int | None:
+  """The training examples of a real run of config (its split less the
+  hold-out), or None where the data is not prepared here."""
+  try:
+    sizes = rules.check_splits(config, {'config.train_split':
+                                        config.train_split})
+  except FlaxdilError:
+    return None
+  return sizes['config.train_split'] - config.validation_size
+
+
 def loop_images_per_sec(config: ml_collections.ConfigDict, steps: int,
                         log_every: int) -> float:
   """The training loop itself (flaxdil.training.loop.train, with the
-  config's steps_per_dispatch) on random data of the dataset's shape: `steps`
-  steps logged every `log_every`, validation and a checkpoint at the end
-  only, no time-based saves. The median of the logged rates after the
-  first (which holds the compile); validation and saving are not counted,
-  as in a training's log."""
+  config's steps_per_dispatch) on random data of the real training split's
+  size (so a per-step cost that grows with the split shows, as it would in
+  a real training): `steps` steps logged every `log_every`, validation and
+  a checkpoint at the end only, no time-based saves. The median of the
+  logged rates after the first (which holds the compile); validation and
+  saving are not counted, as in a training's log."""
   config = with_fields(config, num_train_steps=steps,
                        log_every_steps=log_every, eval_every_steps=steps,
                        checkpoint_every_steps=steps,
                        checkpoint_every_minutes=0.0)
-  pmapped = PmappedModel(config)
-  info, rng = pmapped.info, np.random.default_rng(1)
+  devices = Devices.of()
+  info, rng = rules.check_run(config, devices.all), np.random.default_rng(1)
+  num_train = _training_examples(config)
+  if num_train is None:
+    num_train = 10 * config.batch_size
+    print(f'{config.dataset} is not prepared here: the loop trains on '
+          f'{num_train} random images, not the real split\'s number.')
 
   def split(n):
     return Split(rng.integers(0, 256, (n,) + info.image_shape, np.uint8),
                  rng.integers(0, info.num_classes, (n,), np.int32))
 
   with tempfile.TemporaryDirectory() as workdir:
-    data = inputs.TrainingData(pmapped, 'device', 'random data', splits=(
-        split(10 * config.batch_size), split(config.eval_batch_size)))
-    run = setup.start(pmapped, workdir, data, {})
+    pipeline = inputs.DevicePipeline(config, info, devices, 'random data')
+    pipeline.load_training(splits=(split(num_train),
+                                   split(config.eval_batch_size)))
+    run = setup.start(config, info, devices, pipeline, workdir, {})
     loop.train(run)
     with open(os.path.join(workdir, 'metrics.jsonl')) as f:
       rates = [r['images_per_sec'] for r in map(json.loads, f)
@@ -108,8 +134,9 @@ def loop_images_per_sec(config: ml_collections.ConfigDict, steps: int,
 def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
         latency_calls: int = 50, loop_steps: int = 0,
         loop_log_every: int = 100, loop_repeats: int = 3) -> dict:
-  pmapped = PmappedModel(config)
-  placed, info, model = pmapped.local_devices, pmapped.info, pmapped.model
+  devices = Devices.of()
+  info = rules.check_run(config, devices.all)
+  placed, model = devices.local, create_model(config, info)
   summary = model_summary.summarize(model, info.image_shape)
   macs = summary['total_macs']
   print(f'{timing.cpu_description()}')
@@ -119,16 +146,16 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
         f'batch {config.batch_size} on {len(placed)} x {placed[0].device_kind}',
         flush=True)
 
-  train_timing = TrainTiming(config, pmapped)
+  train_timing = TrainTiming(config, info, devices)
   compile_train = train_timing.compile_seconds
   train_ips = train_timing.images_per_sec(runs, steps)
   state, images, labels = (train_timing.state, train_timing.images,
                            train_timing.labels)
 
-  p_eval = pmapped.eval_step
-  eval_batch = pmapped.eval_batches(Split(
+  p_eval = evaluation.pmapped_eval_step(config, info, devices)
+  eval_batch = devices.place_global(next(batches.padded_eval_batches(Split(
       images[:1].repeat(config.eval_batch_size, 0),
-      labels[:1].repeat(config.eval_batch_size, 0)))[0]
+      labels[:1].repeat(config.eval_batch_size, 0)), config.eval_batch_size)))
   start = time.perf_counter()
   jax.block_until_ready(p_eval(state, eval_batch))
   compile_eval = time.perf_counter() - start
@@ -139,7 +166,7 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
 
   eval_ips = steps * config.eval_batch_size / timing.median_seconds(eval_steps, runs)
 
-  variables = eval_variables(devices.unreplicate(state))
+  variables = eval_variables(unreplicate(state))
   mean, std = info.mean, info.std
   infer = jax.jit(lambda variables, image: jnp.argmax(model.apply(
       variables, augment.normalize(image, mean, std), train=False), -1))

@@ -86,8 +86,8 @@ def export(config: ml_collections.ConfigDict, workdir: str,
   _require_exporters()
   from jax import export as jax_export
   import onnx
-  state, step, pmapped = evaluation.restore_state(config, workdir, step)
-  if pmapped.info.varying_size:
+  state, step, info, _ = evaluation.restore_state(config, workdir, step)
+  if info.varying_size:
     raise FlaxdilError(
         f'--mode=export verifies every artifact on the whole test split held '
         f'in memory, which {config.dataset!r} (images of varying size) is '
@@ -95,8 +95,8 @@ def export(config: ml_collections.ConfigDict, workdir: str,
         'dataset of one image size.')
   # Calibration reads the training split, verification the test split.
   rules.check_splits(config, rules.training_splits(config))
-  info = pmapped.info
-  summary = model_summary.summarize(pmapped.model, info.image_shape)
+  summary = model_summary.summarize(steps.create_model(config, info),
+                                    info.image_shape)
   summary.update(model_summary.inference_spec(config, info))
   variables = jax.tree_util.tree_map(
       np.asarray, {'params': state.params, 'batch_stats': state.batch_stats})

@@ -1,35 +1,31 @@
-"""Where the computation runs: the devices, arrays placed on them, and a
-model's steps pmapped over them.
+"""Where the computation runs: the devices of the pmap axis, this process's
+share of them, and host arrays shaped for them and placed on them.
 
 With several processes (flaxdil.distributed.processes) the steps are
-pmapped over the devices of all processes, and each process places arrays on
-its own devices only: a pmapped function takes from each process the slices of its local
-devices, shaped (local devices, ...), and returns the same.
+pmapped over the devices of all processes, and each process places arrays
+on its own devices only: a pmapped function takes from each process the
+slices of its local devices, shaped (local devices, ...), and returns the
+same. This module is the one place that knows that layout: data code reads
+flat rows, and training shapes them here.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-import optax
 
-from flaxdil import models
-from flaxdil.config import rules
-from flaxdil.data import batches
-from flaxdil.data.source import Split
-from flaxdil.training import steps
+from flaxdil.training.steps import AXIS
 
 
 def _sharding(devices) -> jax.sharding.Sharding:
   # Named like the pmap axis: pmap's outputs carry exactly this sharding, so
   # arrays placed here and arrays returned by a step hit the same compiled
   # program (another axis name would compile every step twice).
-  mesh = jax.sharding.Mesh(np.array(devices), (steps.AXIS,))
-  return jax.NamedSharding(mesh, jax.P(steps.AXIS))
+  mesh = jax.sharding.Mesh(np.array(devices), (AXIS,))
+  return jax.NamedSharding(mesh, jax.P(AXIS))
 
 
 def shard(tree, devices):
@@ -53,80 +49,53 @@ def unreplicate(tree):
   return jax.tree_util.tree_map(lambda x: x[0], jax.device_get(tree))
 
 
-class PmappedModel:
-  """A checked config's model, its dataset's metadata and its steps pmapped
-  over the devices (by default all devices of all processes).
+@dataclasses.dataclass(frozen=True)
+class Devices:
+  """The devices of the pmap axis (`all`, in its order; by default every
+  device of every process) and this process's, which it feeds (`local`:
+  all of them with one process)."""
+  all: tuple
+  local: tuple
 
-  Building one checks the config for these devices and the dataset
-  (flaxdil.config.rules.check_run) before anything is made.
-  `devices` are those of the pmap axis, in its order; `local_devices` those
-  of this process, which it feeds (all of them with one process). The
-  steps are built once (pmap compiles them on their first call).
-  """
+  @classmethod
+  def of(cls, device_list=None) -> 'Devices':
+    every = tuple(device_list or jax.devices())
+    return cls(every, tuple(d for d in every
+                            if d.process_index == jax.process_index()))
 
-  def __init__(self, config: ml_collections.ConfigDict, devices=None):
-    self.config = config
-    self.devices = list(devices or jax.devices())
-    self.info = rules.check_run(config, self.devices)
-    self.local_devices = [d for d in self.devices
-                          if d.process_index == jax.process_index()]
-    self.model = models.create_model(config, self.info.num_classes,
-                                     axis_name=steps.AXIS,
-                                     input_size=self.info.image_shape[0])
-    self.eval_step = jax.pmap(
-        functools.partial(steps.eval_step, info=self.info,
-                          test_time_flip=config.test_time_flip),
-        axis_name=steps.AXIS, devices=self.devices)
-    # The train steps of both input pipelines, one step a call and
-    # config.steps_per_dispatch a call (None for 1; metrics come back
-    # stacked, (devices, steps)). Built here, compiled on first call: a run
-    # calls those of its pipeline only. The state is donated: its buffers
-    # are reused for the next state.
-    pmap = functools.partial(jax.pmap, axis_name=steps.AXIS,
-                             devices=self.devices, donate_argnums=(0,))
-    bound = dict(config=config, info=self.info)
-    blocks = config.steps_per_dispatch > 1
-    self.train_step = pmap(functools.partial(steps.train_on_device_data,
-                                             **bound))
-    self.train_block = pmap(functools.partial(
-        steps.train_steps_on_device_data, **bound,
-        num_steps=config.steps_per_dispatch)) if blocks else None
-    self.train_batch_step = pmap(functools.partial(steps.train_on_batch,
-                                                   **bound))
-    self.train_batch_block = pmap(functools.partial(
-        steps.train_steps_on_batches, **bound)) if blocks else None
-
-  @property
-  def local_rows(self) -> list[int]:
-    """The pmap positions of this process's devices."""
-    return [i for i, d in enumerate(self.devices) if d in self.local_devices]
+  def describe(self) -> str:
+    kind = self.all[0].device_kind
+    if jax.process_count() == 1:
+      return f'{len(self.all)} x {kind}'
+    return f'{len(self.all)} x {kind} in {jax.process_count()} processes'
 
   def local_positions(self, global_batch_size: int) -> np.ndarray:
-    """The positions in a global batch of this process's devices' rows."""
-    per_device = global_batch_size // len(self.devices)
-    return np.concatenate([np.arange(r * per_device, (r + 1) * per_device)
-                           for r in self.local_rows])
+    """The positions in a global batch of this process's devices' rows
+    (each device takes global_batch_size / len(all) consecutive rows)."""
+    per_device = global_batch_size // len(self.all)
+    return np.concatenate([
+        np.arange(r * per_device, (r + 1) * per_device)
+        for r, d in enumerate(self.all) if d in self.local])
 
-  def eval_batches(self, split: Split) -> list:
-    """The split padded into global batches; this process's rows of each
-    (those of its devices) placed on its devices once."""
-    local_rows = self.local_rows
-    return [shard(jax.tree_util.tree_map(lambda x: x[local_rows], batch),
-                  self.local_devices)
-            for batch in batches.padded_eval_batches(
-                split, self.config.eval_batch_size, len(self.devices))]
+  def place(self, rows: dict):
+    """This process's rows of a global batch (flat, as local_positions
+    orders them), shaped (local devices, per device, ...) and placed."""
+    return shard({k: v.reshape((len(self.local), -1) + v.shape[1:])
+                  for k, v in rows.items()}, self.local)
 
-  def describe_devices(self) -> str:
-    kind = self.devices[0].device_kind
-    if jax.process_count() == 1:
-      return f'{len(self.devices)} x {kind}'
-    return (f'{len(self.devices)} x {kind} in {jax.process_count()} '
-            'processes')
+  def place_steps(self, steps_rows: list[dict]):
+    """The rows of several steps, one block: shaped (local devices, steps,
+    per device, ...) (the scan's axis after the devices') and placed."""
+    stacked = {k: np.stack([r[k].reshape((len(self.local), -1)
+                                         + r[k].shape[1:])
+                            for r in steps_rows], 1)
+               for k in steps_rows[0]}
+    return shard(stacked, self.local)
 
-  def abstract_state(self) -> steps.TrainState:
-    """The state's structure, shapes and dtypes, without computing it."""
-    return jax.eval_shape(
-        lambda rng: steps.create_train_state(self.config, self.model, rng,
-                                             self.info.image_shape,
-                                             optax.constant_schedule(0.0)),
-        jax.random.key(0))
+  def place_global(self, batch: dict):
+    """A whole global batch on the host: this process's rows, placed."""
+    positions = self.local_positions(len(next(iter(batch.values()))))
+    return self.place({k: v[positions] for k, v in batch.items()})
+
+  def replicate(self, tree):
+    return replicate(tree, self.local)

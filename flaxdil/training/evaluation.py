@@ -7,30 +7,48 @@ the final test) and by --mode=eval, --mode=inspect and --mode=export.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
+import jax
 import ml_collections
 import numpy as np
 import optax
 
 from flaxdil.config import rules
+from flaxdil.data.source import DatasetInfo
 from flaxdil.distributed import processes
 from flaxdil.errors import FlaxdilError, WorkdirError
-from flaxdil.training import devices, inputs, steps
-from flaxdil.training.devices import PmappedModel
+from flaxdil.training import devices as placement
+from flaxdil.training import inputs, steps
+from flaxdil.training.devices import Devices
 from flaxdil.workdir import checkpoints, files, record
+
+
+def pmapped_eval_step(config: ml_collections.ConfigDict, info: DatasetInfo,
+                      devices: Devices):
+  """steps.eval_step pmapped over devices.all."""
+  return jax.pmap(functools.partial(steps.eval_step, info=info,
+                                    test_time_flip=config.test_time_flip),
+                  axis_name=steps.AXIS, devices=devices.all)
 
 
 def evaluate_batches(eval_step, state, batches) -> dict:
   """Accuracy and mean loss over every example of the batches.
 
-  eval_step: a pmapped `steps.eval_step`; state replicated on its devices.
+  Args:
+    eval_step: a pmapped `steps.eval_step`.
+    state: replicated on its devices.
+    batches: placed, padded and masked (a Pipeline's).
+
+  Returns:
+    {'accuracy', 'loss', 'num_examples'}.
   """
   # Each batch is fetched before the next is dispatched: a long queue of
   # psum programs can starve one host device's thread past XLA:CPU's
   # collective rendezvous timeout when devices are faked on few cores.
-  per_batch = [devices.unreplicate(eval_step(state, batch))
+  per_batch = [placement.unreplicate(eval_step(state, batch))
                for batch in batches]
   totals = {k: float(np.sum([sums[k] for sums in per_batch], dtype=np.float64))
             for k in per_batch[0]}
@@ -40,8 +58,8 @@ def evaluate_batches(eval_step, state, batches) -> dict:
           'num_examples': int(round(count))}
 
 
-def restore_checkpoint(pmapped: PmappedModel, workdir: str,
-                       step: int | None = None
+def restore_checkpoint(config: ml_collections.ConfigDict, info: DatasetInfo,
+                       workdir: str, step: int | None = None
                        ) -> tuple[steps.TrainState, int]:
   """The weights evaluation uses, saved in workdir at `step` (default: the
   best on validation), as a state without optimizer.
@@ -54,6 +72,7 @@ def restore_checkpoint(pmapped: PmappedModel, workdir: str,
     raise FlaxdilError(
         f'no checkpoints in {workdir!r}. Fix: train first with '
         f'--workdir={workdir}, or point --workdir at a training workdir.')
+  model = steps.create_model(config, info)
   store = checkpoints.CheckpointStore(workdir, create=False)
   try:
     if step is None:
@@ -68,7 +87,7 @@ def restore_checkpoint(pmapped: PmappedModel, workdir: str,
                          'first or pick another --workdir.')
     # Evaluation needs no optimizer state, so the training optimizer (which
     # may differ from this config's) does not have to be known.
-    abstract = pmapped.abstract_state()
+    abstract = steps.abstract_train_state(config, model, info.image_shape)
     wanted = ({'ema': abstract.ema} if abstract.ema is not None else
               {'params': abstract.params, 'batch_stats': abstract.batch_stats})
     try:
@@ -81,22 +100,21 @@ def restore_checkpoint(pmapped: PmappedModel, workdir: str,
     variables = variables.get('ema', variables)
   finally:
     store.close()
-  state = steps.TrainState.create(apply_fn=pmapped.model.apply,
-                                  tx=optax.identity(), **variables)
+  state = steps.TrainState.create(apply_fn=model.apply, tx=optax.identity(),
+                                  **variables)
   return state, step
 
 
-def evaluate_state(pmapped: PmappedModel, state: steps.TrainState, step: int,
-                   workdir: str, split: str, pipeline: str) -> dict:
-  """Evaluates `state` (the checkpoint of `step`) on a whole split, in the
-  input pipeline `pipeline`; writes WORKDIR/eval_SPLIT.json."""
-  config = pmapped.config
-  batches = inputs.eval_batches(pmapped, pipeline, split)
+def evaluate_state(pipeline: inputs.Pipeline, eval_step, state, step: int,
+                   workdir: str, split: str) -> dict:
+  """Evaluates `state` (the checkpoint of `step`, on the host) on a whole
+  split, read by `pipeline`; writes WORKDIR/eval_SPLIT.json."""
+  batches = pipeline.eval_batches(split)
   start = time.time()
-  result = evaluate_batches(pmapped.eval_step,
-                            devices.replicate(state, pmapped.local_devices),
+  result = evaluate_batches(eval_step, pipeline.devices.replicate(state),
                             batches)
-  result.update({'step': int(step), 'split': split, 'dataset': config.dataset,
+  result.update({'step': int(step), 'split': split,
+                 'dataset': pipeline.config.dataset,
                  'eval_seconds': time.time() - start})
   if processes.is_primary():
     files.write_json_atomic(os.path.join(workdir, f'eval_{split}.json'),
@@ -105,14 +123,19 @@ def evaluate_state(pmapped: PmappedModel, state: steps.TrainState, step: int,
 
 
 def restore_state(config: ml_collections.ConfigDict, workdir: str,
-                  step: int | None = None
-                  ) -> tuple[steps.TrainState, int, PmappedModel]:
+                  step: int | None = None, device_list=None
+                  ) -> tuple[steps.TrainState, int, DatasetInfo, Devices]:
   """Checks the config and that workdir holds a run of its model, then
-  restores the checkpoint of `step` (default: the best) for evaluation."""
-  pmapped = PmappedModel(config)
+  restores the checkpoint of `step` (default: the best) for evaluation.
+
+  Returns:
+    (the state on the host, its step, the dataset's metadata, the devices).
+  """
+  devices = Devices.of(device_list)
+  info = rules.check_run(config, devices.all)
   record.check_identity(config, workdir)
-  state, step = restore_checkpoint(pmapped, workdir, step)
-  return state, step, pmapped
+  state, step = restore_checkpoint(config, info, workdir, step)
+  return state, step, info, devices
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
@@ -120,11 +143,10 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
                         step: int | None = None) -> dict:
   """Evaluates a saved checkpoint on a whole split (default: the test
   split); writes WORKDIR/eval_SPLIT.json."""
-  state, step, pmapped = restore_state(config, workdir, step)
+  state, step, info, devices = restore_state(config, workdir, step)
   (size,) = rules.check_splits(config, {'--split': split} if split else
                                {'config.test_split': config.test_split}
                                ).values()
-  pipeline, _ = inputs.choose(config, pmapped.info, size,
-                              pmapped.local_devices[0])
-  return evaluate_state(pmapped, state, step, workdir,
-                        split or config.test_split, pipeline)
+  pipeline = inputs.choose(config, info, devices, size)
+  return evaluate_state(pipeline, pmapped_eval_step(config, info, devices),
+                        state, step, workdir, split or config.test_split)

@@ -24,10 +24,8 @@ Process 0 alone writes logs and results; a lost process ends the others
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
-import signal
 import time
 
 import jax
@@ -39,10 +37,11 @@ from flaxdil.distributed import preemption, processes
 from flaxdil.errors import (Preempted, ProcessLost, TrainingDiverged,
                             WorkdirError)
 from flaxdil.inspection import summary as model_summary
-from flaxdil.training import devices, evaluation, setup
-from flaxdil.training.devices import PmappedModel
-from flaxdil.training.metrics_log import (MetricsWriter, Progress,
-                                          StepMetrics, format_duration)
+from flaxdil.training import evaluation, inputs, setup
+from flaxdil.training.devices import Devices, unreplicate
+from flaxdil.training.metrics_log import (MetricsWriter, NonFiniteStep,
+                                          Progress, StepMetrics,
+                                          format_duration)
 from flaxdil.training.periodic import Clock, itstime, steps_to_next
 from flaxdil.training.profiling import ProfileWindow
 from flaxdil.workdir import checkpoints, files, lock, record
@@ -61,16 +60,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # Everything that can refuse the run, before the workdir is created: the
   # config, its devices and dataset, the workdir's record and lock (at once,
   # without the data), then the splits (which may need the data prepared).
-  pmapped = PmappedModel(config, device_list)
+  devices = Devices.of(device_list)
+  info = rules.check_run(config, devices.all)
   lock.check_path(workdir)
   changes = record.check_resume(config, workdir)
   # (Each process agrees on the lock once: here, or after reading the data.)
   held = lock.lock_for_run(workdir) if os.path.isdir(workdir) else None
   try:
     sizes = rules.check_splits(config, rules.training_splits(config))
-    data = setup.read_data(pmapped, sizes)
+    pipeline = inputs.choose(
+        config, info, devices,
+        sizes['config.train_split'] - config.validation_size)
+    print(f'Input pipeline: {pipeline.name} ({pipeline.reason}).', flush=True)
+    # Before the workdir is touched: decoding is the slow part of set-up.
+    pipeline.load_training()
     held = held or lock.lock_for_run(workdir)
-    run = setup.start(pmapped, workdir, data, changes)
+    run = setup.start(config, info, devices, pipeline, workdir, changes)
     return summarize(run, train(run))
   except OSError as e:
     if files.is_disk_full(e):  # Writing metrics or results.
@@ -91,7 +96,7 @@ _IN_FLIGHT = 2
 
 
 def train(run: setup.Run) -> float:
-  """Steps from run.start_step to run.total_steps, logging, validating and
+  """Steps from run.start_step to the budget's last, logging, validating and
   checkpointing on the way; returns the training seconds of all sessions.
 
   A checkpoint is saved every config.checkpoint_every_steps, at every
@@ -99,86 +104,94 @@ def train(run: setup.Run) -> float:
   one, and after the step in which SIGTERM or SIGINT arrived (then
   errors.Preempted is raised). The host never waits for a step's metrics
   to dispatch the next: it reads them where it logs and before every save,
-  and stops there if a step was not finite.
+  and stops there if a step was not finite (errors.TrainingDiverged).
   """
-  config, pmapped, total = run.config, run.pmapped, run.total_steps
+  config, steps_of = run.config, run.budget
+  total = steps_of.total_steps
+  _announce(run)
+  state = run.devices.replicate(run.state)
   # The same batches and augmentation on any number of devices and
   # processes, in either input pipeline (flaxdil.training.inputs).
-  placed = pmapped.local_devices
-  state = devices.replicate(run.state, placed)
-  training = run.data.training(run.data_rng, run.start_step, total)
-  data_keys = devices.replicate(run.data_rng, placed)
+  train_inputs = run.pipeline.train_inputs(run.keys.order, run.start_step,
+                                           total)
+  augment_key = run.devices.replicate(run.keys.augment)
+  resident = run.pipeline.resident
   writer = MetricsWriter(run.workdir, resume_step=run.start_step,
                          write_files=processes.is_primary())
-  progress = Progress(total, run.epoch_steps, config.batch_size,
+  progress = Progress(total, steps_of.epoch_steps, config.batch_size,
                       run.start_step)
-  print(f'Training {config.model} ({run.num_params:,} params, '
-        f'{pmapped.model.describe()}) on {config.dataset}: '
-        f'{run.data.num_train} train / {run.data.num_validation} validation '
-        f'examples, {total} steps of {config.batch_size} on '
-        f'{pmapped.describe_devices()}'
-        + (f', {config.steps_per_dispatch} per dispatch'
-           if config.steps_per_dispatch > 1 else '') + '.', flush=True)
   save_clock = Clock(config.checkpoint_every_minutes)
   profile = ProfileWindow(config.profile_steps, run.workdir, run.start_step)
-  step_metrics = StepMetrics(
-      run.config.skip_nonfinite_steps,
-      lambda step, loss: _diverged(run, step, f'the loss ({loss}) or a '
-                                   'gradient is not finite'))
-  in_flight = collections.deque()
+  step_metrics = StepMetrics(config.skip_nonfinite_steps, _IN_FLIGHT)
   run.train_seconds.start_session()
   step = run.start_step
   try:
     with preemption.Watch() as signals, _process_loss_is_an_error(run.store):
       profile.at(step)
       while step < total:
-        # A block of steps never passes a step at which something is due,
-        # so every step-based action happens exactly at its step.
-        size = config.steps_per_dispatch
-        if size > 1 and steps_to_next(
-            step, (config.log_every_steps, run.eval_every,
-                   run.checkpoint_every), total, profile.edges) < size:
-          size = 1
+        size = _block_size(run, step, profile.edges)
         with jax.profiler.StepTraceAnnotation('train', step_num=step + 1):
-          state, metrics = training.dispatch(state, data_keys, size)
+          state, metrics = run.train_steps(state, train_inputs.next(size),
+                                           augment_key, resident)
         step_metrics.add(step + 1, size, metrics)
         step += size
-        in_flight.append(metrics)
-        if len(in_flight) > _IN_FLIGHT:
-          jax.block_until_ready(in_flight.popleft())
         profile.at(step, state)
-        log = itstime(step, config.log_every_steps, total)
+
+        log = itstime(step, steps_of.log_every, total)
         if log:
           _log_train(run, writer, progress, step, step_metrics.take())
-        validate = itstime(step, run.eval_every, total)
+        validate = itstime(step, steps_of.eval_every, total)
         stop = signals.requested(step)
-        # In this order: the clock is a collective, asked only where no
-        # earlier reason to save came true (the same on every process).
-        if (validate or stop
-            or itstime(step, run.checkpoint_every, total, last=False)
-            or save_clock.due(may_ask=log)):
+        save = validate or stop or itstime(step, steps_of.checkpoint_every,
+                                           total, last=False)
+        if not save:
+          # The clock is a collective (process 0 decides): asked only where
+          # no reason above holds, which is the same on every process.
+          save = save_clock.due(may_ask=log)
+        if save:
           step_metrics.check()  # Nothing non-finite is saved.
           with progress.paused():
-            selected_by = (_validate(run, state,
-                                     run.data.validation_batches(), step,
-                                     writer) if validate else None)
+            selected_by = _validate(run, state, step, writer) if validate else None
             _save(run, step, state, selected_by)
           save_clock.reset()
         if stop:
           writer.flush()
           run.store.wait()
-          cause = (signal.Signals(signals.received).name
-                   if signals.received else
-                   'a preemption notice (SIGTERM to a process of this run)')
           raise Preempted(
-              f'{cause} after step {step}: checkpoint {step} is saved in '
-              f'{run.store.directory}. Resume: run the same command again.')
+              f'{signals.cause()} after step {step}: checkpoint {step} is '
+              f'saved in {run.store.directory}. Resume: run the same command '
+              'again.')
+  except NonFiniteStep as e:
+    raise _diverged(run, e) from None
   finally:
     profile.stop()
-    training.close()
+    run.pipeline.close()
     run.store.close()
     writer.close()
   return run.train_seconds.total()
+
+
+def _announce(run: setup.Run) -> None:
+  config = run.config
+  print(f'Training {config.model} ({run.num_params:,} params, '
+        f'{run.model.describe()}) on {config.dataset}: '
+        f'{run.pipeline.num_train} train / {run.pipeline.num_validation} '
+        f'validation examples, {run.budget.total_steps} steps of '
+        f'{config.batch_size} on {run.devices.describe()}'
+        + (f', {config.steps_per_dispatch} per dispatch'
+           if config.steps_per_dispatch > 1 else '') + '.', flush=True)
+
+
+def _block_size(run: setup.Run, step: int, marks) -> int:
+  """Steps in the next dispatch: config.steps_per_dispatch, or 1 where a
+  block would pass a step at which something is due (so every step-based
+  action happens exactly at its step)."""
+  size, steps_of = run.config.steps_per_dispatch, run.budget
+  if size > 1 and steps_to_next(
+      step, (steps_of.log_every, steps_of.eval_every,
+             steps_of.checkpoint_every), steps_of.total_steps, marks) < size:
+    return 1
+  return size
 
 
 def _log_train(run: setup.Run, writer: MetricsWriter, progress: Progress,
@@ -191,19 +204,20 @@ def _log_train(run: setup.Run, writer: MetricsWriter, progress: Progress,
   summary['learning_rate'] = float(run.schedule(step - 1))
   if run.config.skip_nonfinite_steps:
     summary['nonfinite_steps'] = nonfinite
-  summary['images_per_sec'] = progress.update(step, summary)
-  summary['epoch'] = step / run.epoch_steps
+  summary['images_per_sec'] = progress.rate(step)
+  summary['epoch'] = step / run.budget.epoch_steps
+  print(progress.line(step, summary), flush=True)
   writer.write(step, 'train', summary)
 
 
-def _validate(run: setup.Run, state, validation_batches, step: int,
+def _validate(run: setup.Run, state, step: int,
               writer: MetricsWriter) -> dict:
   """Evaluates on the validation hold-out; returns the checkpoint's metrics."""
-  result = evaluation.evaluate_batches(run.pmapped.eval_step, state,
-                                       validation_batches)
+  result = evaluation.evaluate_batches(run.eval_step, state,
+                                       run.pipeline.validation_batches())
   writer.write(step, 'validation',
                {'accuracy': result['accuracy'], 'loss': result['loss'],
-                'epoch': step / run.epoch_steps})
+                'epoch': step / run.budget.epoch_steps})
   print(f'  validation: accuracy {result["accuracy"]:.4f} '
         f'loss {result["loss"]:.4f} ({result["num_examples"]} examples)',
         flush=True)
@@ -213,21 +227,23 @@ def _validate(run: setup.Run, state, validation_batches, step: int,
 
 def _save(run: setup.Run, step: int, state, metrics: dict | None) -> None:
   """A checkpoint of `step` (asynchronous), and the training time at it."""
-  host = devices.unreplicate(state)
+  host = unreplicate(state)
   if not _all_finite(host):  # Finite loss and gradients, yet overflowed.
-    raise _diverged(run, step, 'the updated weights are not finite')
+    raise NonFiniteStep(step, 'the updated weights are not finite')
   run.store.save(step, host, metrics)
   run.train_seconds.record(step, run.store.all_steps())
 
 
-def _diverged(run: setup.Run, step: int, what: str) -> TrainingDiverged:
+def _diverged(run: setup.Run, error: NonFiniteStep) -> TrainingDiverged:
+  """The one error a non-finite step ends the run with, naming the last
+  good checkpoint (after the saves in flight are written)."""
   run.store.wait()
   latest = run.store.latest_step()
   last_good = (f'the last good checkpoint is step {latest} in '
                f'{run.store.directory}' if latest is not None
                else 'no checkpoint had been saved')
   return TrainingDiverged(
-      f'training diverged at step {step}: {what}. Nothing from that step on '
+      f'training diverged at step {error.step}: {error.what}. Nothing from that step on '
       f'was saved; {last_good}. Fix: lower --config.learning_rate (now '
       f'{run.config.learning_rate}) and train in a new --workdir, or set '
       '--config.skip_nonfinite_steps=True to skip such steps.')
@@ -260,24 +276,25 @@ def summarize(run: setup.Run, train_seconds: float) -> dict:
   """Evaluates the checkpoint that validation selected on the test split;
   writes and returns WORKDIR/summary.json."""
   start = time.monotonic()
-  config, pmapped = run.config, run.pmapped
-  state, best_step = evaluation.restore_checkpoint(pmapped, run.workdir)
-  test = evaluation.evaluate_state(pmapped, state, best_step, run.workdir,
-                                   config.test_split, run.data.pipeline)
+  config = run.config
+  state, best_step = evaluation.restore_checkpoint(config, run.info,
+                                                   run.workdir)
+  test = evaluation.evaluate_state(run.pipeline, run.eval_step, state,
+                                   best_step, run.workdir, config.test_split)
   summary = {
       'test_accuracy': test['accuracy'], 'test_loss': test['loss'],
       'test_split': config.test_split, 'best_step': test['step'],
-      'final_step': run.total_steps, 'num_params': run.num_params,
+      'final_step': run.budget.total_steps, 'num_params': run.num_params,
       'total_macs': model_summary.summarize(
-          pmapped.model, pmapped.info.image_shape)['total_macs'],
-      'steps_per_epoch': run.epoch_steps,
+          run.model, run.info.image_shape)['total_macs'],
+      'steps_per_epoch': run.budget.epoch_steps,
       # Training counts every session of a resumed run, each up to the
       # checkpoint the next one resumed from; the whole adds this final test.
       'wall_time_sec': train_seconds + time.monotonic() - start,
       'train_wall_time_sec': train_seconds,
-      'devices': pmapped.describe_devices(),
-      'input_pipeline': run.data.pipeline,
-      'replaced_training_records': run.data.replaced_records,
+      'devices': run.devices.describe(),
+      'input_pipeline': run.pipeline.name,
+      'replaced_training_records': run.pipeline.replaced_records,
   }
   if processes.is_primary():
     files.write_json_atomic(os.path.join(run.workdir, 'summary.json'), summary)

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import time
-from typing import Callable
 
 import jax
 import numpy as np
@@ -88,7 +87,8 @@ def _drop_records_after(path: str, step: int) -> None:
 
 
 class Progress:
-  """One line per logging interval: step, epoch, loss, accuracy, rate, ETA."""
+  """The rate and ETA of training between logging steps, and the line that
+  says them: computed and printed by separate calls."""
 
   def __init__(self, total_steps: int, steps_per_epoch: int, batch_size: int,
                start_step: int):
@@ -114,42 +114,61 @@ class Progress:
     finally:
       self._time += time.perf_counter() - paused_at
 
-  def update(self, step: int, metrics: dict) -> float:
-    """Prints a line for `step` (steps done); returns images/s since last."""
+  def rate(self, step: int) -> float:
+    """Images/s since the last call (`step`: steps done), and marks it."""
     now = time.perf_counter()
     rate = (step - self._step) * self.batch_size / max(now - self._time, 1e-9)
-    eta = (self.total_steps - step) * self.batch_size / max(rate, 1e-9)
     self._mark(step)
-    eta_text = format_duration(eta) if self._compiled else 'at the next log (this interval compiled)'
+    return rate
+
+  def line(self, step: int, metrics: dict) -> str:
+    """The progress line of `step`: metrics holds the interval's loss,
+    accuracy, learning_rate and images_per_sec."""
+    rate = metrics['images_per_sec']
+    eta = (self.total_steps - step) * self.batch_size / max(rate, 1e-9)
+    eta_text = (format_duration(eta) if self._compiled
+                else 'at the next log (this interval compiled)')
     self._compiled = True
     width = len(str(self.total_steps))
-    print(f'step {step:{width}d}/{self.total_steps} '
-          f'epoch {step / self.steps_per_epoch:6.2f} '
-          f'loss {metrics["loss"]:.4f} acc {metrics["accuracy"]:.4f} '
-          f'lr {metrics["learning_rate"]:.2e} {rate:7.1f} img/s '
-          f'ETA {eta_text}', flush=True)
-    return rate
+    return (f'step {step:{width}d}/{self.total_steps} '
+            f'epoch {step / self.steps_per_epoch:6.2f} '
+            f'loss {metrics["loss"]:.4f} acc {metrics["accuracy"]:.4f} '
+            f'lr {metrics["learning_rate"]:.2e} {rate:7.1f} img/s '
+            f'ETA {eta_text}')
+
+
+class NonFiniteStep(Exception):
+  """A step's loss or gradients, or the weights after it, are not finite."""
+
+  def __init__(self, step: int, what: str):
+    super().__init__(f'step {step}: {what}')
+    self.step, self.what = step, what
 
 
 class StepMetrics:
-  """The metrics of dispatched steps, read on the host only where the loop
-  needs them (logging, and before each save): reading them every step
-  would make the host wait for every step before dispatching the next.
+  """The one holder of dispatched steps' metrics: on the devices until the
+  loop needs them (logging, and before each save), since reading them
+  every step would make the host wait for every step before dispatching
+  the next; and the back-pressure on dispatches.
 
   Reading them checks that every step was finite: the first that was not
-  raises diverged(step, loss) unless such steps are skipped.
+  raises NonFiniteStep unless such steps are skipped.
   """
 
-  def __init__(self, skip_nonfinite: bool,
-               diverged: Callable[[int, float], Exception]):
+  def __init__(self, skip_nonfinite: bool, in_flight: int):
+    """in_flight: dispatches the host may run ahead of the devices (`add`
+    waits for older ones)."""
     self._skip_nonfinite = skip_nonfinite
-    self._diverged = diverged
+    self._in_flight = in_flight
     self._dispatched = []  # (first step, steps, metrics on the devices)
     self._read = []        # Per step, on the host, not yet taken.
 
   def add(self, first_step: int, num_steps: int, metrics) -> None:
-    """metrics: a dispatch's, each (devices,), or (devices, num_steps)."""
+    """metrics: a dispatch's, each (devices, num_steps). Waits until at
+    most `in_flight` dispatches are unfinished."""
     self._dispatched.append((first_step, num_steps, metrics))
+    if len(self._dispatched) > self._in_flight:
+      jax.block_until_ready(self._dispatched[-self._in_flight - 1][2])
 
   def check(self) -> None:
     """Reads every dispatched step's metrics, in one transfer."""
@@ -160,7 +179,8 @@ class StepMetrics:
       for i in range(num_steps):
         host = {k: float(v[i]) for k, v in per_step.items()}
         if host['nonfinite'] and not self._skip_nonfinite:
-          raise self._diverged(first + i, host['loss'])
+          raise NonFiniteStep(first + i, f'the loss ({host["loss"]}) or a '
+                              'gradient is not finite')
         self._read.append(host)
     self._dispatched = []
 

@@ -1,22 +1,24 @@
-"""Setting up a training run: its data (in the input pipeline it will use),
-then, in the locked workdir, its schedule, its state (new or the newest
-intact checkpoint's) and the record of the session. Returns what it made,
-for the loop and the final summary.
+"""Setting up a training run in its locked workdir: its budget and schedule,
+its state (new or the newest intact checkpoint's), its compiled steps and
+the record of the session. Returns what it made, for the loop and the final
+summary.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import functools
 
 import jax
 import ml_collections
 import optax
 
+from flaxdil.config import budget as budgets
 from flaxdil.data import batches
+from flaxdil.data.source import DatasetInfo
 from flaxdil.errors import WorkdirError
-from flaxdil.training import inputs, steps
-from flaxdil.training.devices import PmappedModel
+from flaxdil.training import evaluation, inputs, steps
+from flaxdil.training.devices import Devices
 from flaxdil.workdir import checkpoints, record
 
 # Fields whose change gives the run another length (and so another
@@ -29,61 +31,58 @@ class Run:
   """A training run, set up: everything the loop and the summary use."""
   config: ml_collections.ConfigDict
   workdir: str
-  pmapped: PmappedModel
-  data: inputs.TrainingData
-  epoch_steps: int
-  total_steps: int
+  info: DatasetInfo
+  devices: Devices
+  model: object
+  pipeline: inputs.Pipeline
+  budget: budgets.Budget
   schedule: optax.Schedule
   store: checkpoints.CheckpointStore
   state: steps.TrainState      # On the host: new, or the checkpoint's.
-  data_rng: Any                # Batch order and augmentation.
+  keys: steps.RunKeys
   train_seconds: checkpoints.TrainSeconds
+  train_steps: object          # steps.train_steps, pmapped.
+  eval_step: object            # steps.eval_step, pmapped.
 
   @property
   def start_step(self) -> int:
     return int(self.state.step)
 
   @property
-  def eval_every(self) -> int:
-    return (self.config.eval_every_steps if self.config.eval_every_steps > 0
-            else self.epoch_steps)
-
-  @property
-  def checkpoint_every(self) -> int:
-    return (self.config.checkpoint_every_steps
-            if self.config.checkpoint_every_steps > 0 else self.eval_every)
-
-  @property
   def num_params(self) -> int:
     return sum(x.size for x in jax.tree_util.tree_leaves(self.state.params))
 
 
-def read_data(pmapped: PmappedModel, sizes: dict[str, int]
-              ) -> inputs.TrainingData:
-  """The training split and the validation hold-out in the input pipeline
-  that config.input_pipeline picks (sizes: rules.check_splits's), before
-  the workdir is touched: decoding is the slow part of set-up."""
-  config = pmapped.config
-  pipeline, reason = inputs.choose(
-      config, pmapped.info, sizes['config.train_split'] - config.validation_size,
-      pmapped.local_devices[0])
-  print(f'Input pipeline: {pipeline} ({reason}).', flush=True)
-  return inputs.TrainingData(pmapped, pipeline, reason)
+def pmapped_train_steps(config: ml_collections.ConfigDict, info: DatasetInfo,
+                        devices: Devices):
+  """steps.train_steps pmapped over devices.all: one program per block
+  length (pmap compiles on the first call of each shape). The state is
+  donated: its buffers are reused for the next state."""
+  return jax.pmap(functools.partial(steps.train_steps, config=config,
+                                    info=info),
+                  axis_name=steps.AXIS, devices=devices.all,
+                  donate_argnums=(0,))
 
 
-def start(pmapped: PmappedModel, workdir: str, data: inputs.TrainingData,
+def start(config: ml_collections.ConfigDict, info: DatasetInfo,
+          devices: Devices, pipeline: inputs.Pipeline, workdir: str,
           changes: dict) -> Run:
-  """The run in the locked workdir. changes: what this session changes of
-  the recorded config (flaxdil.workdir.record.check_resume)."""
-  config = pmapped.config
-  epoch_steps = batches.steps_per_epoch(data.num_train, config.batch_size)
-  total_steps = steps.total_train_steps(config, epoch_steps)
-  schedule = steps.create_learning_rate_fn(config, epoch_steps, total_steps)
+  """The run in the locked workdir, its training data loaded.
+
+  Args:
+    changes: what this session changes of the recorded config
+      (flaxdil.workdir.record.check_resume).
+  """
+  steps_of = budgets.budget(config, batches.steps_per_epoch(
+      pipeline.num_train, config.batch_size))
+  total_steps = steps_of.total_steps
+  schedule = budgets.learning_rate_schedule(config, steps_of)
+  model = steps.create_model(config, info)
+  keys = steps.run_keys(config.seed)
   train_seconds = checkpoints.TrainSeconds(workdir)  # Read before writing.
   store = checkpoints.CheckpointStore(workdir, config.keep_checkpoints)
-  init_rng, data_rng = jax.random.split(jax.random.key(config.seed))
-  state = steps.create_train_state(config, pmapped.model, init_rng,
-                                   pmapped.info.image_shape, schedule)
+  state = steps.create_train_state(config, model, keys.init,
+                                   info.image_shape, schedule)
   restored, latest = store.restore_latest_intact(state)
   if restored is not None:
     state = restored
@@ -97,7 +96,7 @@ def start(pmapped: PmappedModel, workdir: str, data: inputs.TrainingData,
           'in a new --workdir.')
   train_seconds.resume_from(latest)
   record.start_session(config, workdir, changes, start_step=int(state.step),
-                       devices=pmapped.describe_devices())
+                       devices=devices.describe())
   if changes:
     print('This session changes ' + ', '.join(
         f'{f} from {a!r} to {b!r}' for f, (a, b) in changes.items())
@@ -106,7 +105,9 @@ def start(pmapped: PmappedModel, workdir: str, data: inputs.TrainingData,
     print(f'The run now ends at step {total_steps}: from step {latest} on '
           f'the learning rate follows the schedule of that length (now '
           f'{float(schedule(latest)):.3g}).', flush=True)
-  return Run(config=config, workdir=workdir, pmapped=pmapped, data=data,
-             epoch_steps=epoch_steps, total_steps=total_steps,
-             schedule=schedule, store=store, state=state, data_rng=data_rng,
-             train_seconds=train_seconds)
+  return Run(config=config, workdir=workdir, info=info, devices=devices,
+             model=model, pipeline=pipeline, budget=steps_of,
+             schedule=schedule, store=store, state=state, keys=keys,
+             train_seconds=train_seconds,
+             train_steps=pmapped_train_steps(config, info, devices),
+             eval_step=evaluation.pmapped_eval_step(config, info, devices))

@@ -1,29 +1,45 @@
-"""The pure computation of training: state, optimizer, schedule and steps.
+"""The pure computation of training: keys, state, optimizer, schedule and
+steps.
 
-The steps are pure functions of (state, batch, key) written against the
-axis name AXIS: under `jax.pmap(axis_name=AXIS)` each device computes its
-shard, gradients and metrics are averaged with `lax.pmean`, and BatchNorm
-statistics are global because the model's BatchNorm layers share the axis
-name. Nothing here knows about devices, files or the loop.
+The one train step is a pure function (state, batch, augment_key) →
+(state, metrics) written against the axis name AXIS: under
+`jax.pmap(axis_name=AXIS)` each device computes its shard, gradients and
+metrics are averaged with `lax.pmean`, and BatchNorm statistics are global
+because the model's BatchNorm layers share the axis name. `train_steps`
+runs K of them in one program (a lax.scan), for either input pipeline.
+Nothing here knows about devices, files or the loop.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
-from absl import logging
 from flax.training import train_state
 from jax import lax
 
-from flaxdil.data import augment, batches
+from flaxdil import models
+from flaxdil.data import augment
 from flaxdil.data.source import DatasetInfo
 
 AXIS = 'batch'
+
+
+class RunKeys(NamedTuple):
+  """A run's randomness, split once from its seed, each part named for its
+  one use."""
+  init: jax.Array      # The parameters' initialisation.
+  order: jax.Array     # The batch order (flaxdil.data.batches.BatchOrder).
+  augment: jax.Array   # Each example's augmentation, with (step, position).
+
+
+def run_keys(seed: int) -> RunKeys:
+  init, data = jax.random.split(jax.random.key(seed))
+  order, augment_key = jax.random.split(data)
+  return RunKeys(init, order, augment_key)
 
 
 class TrainState(train_state.TrainState):
@@ -55,33 +71,11 @@ def update_ema(ema, params, batch_stats, step, decay: float):
 # --- Construction -----------------------------------------------------------
 
 
-def total_train_steps(config: ml_collections.ConfigDict,
-                      epoch_steps: int) -> int:
-  if config.num_train_steps > 0:
-    return config.num_train_steps
-  return int(math.ceil(config.num_epochs * epoch_steps))
-
-
-def create_learning_rate_fn(config: ml_collections.ConfigDict,
-                            epoch_steps: int, total_steps: int
-                            ) -> optax.Schedule:
-  """Linear warm-up to config.learning_rate, then cosine decay or constant."""
-  warmup = min(int(config.warmup_epochs * epoch_steps), total_steps)
-  if warmup and warmup == total_steps:
-    # Short budgeted runs hit this silently: the rate would rise all run long.
-    logging.warning(
-        'config.warmup_epochs=%s covers all %d training steps, so the '
-        'learning rate only rises and never decays; lower warmup_epochs.',
-        config.warmup_epochs, total_steps)
-  peak = config.learning_rate
-  if config.lr_schedule == 'cosine':
-    after = optax.cosine_decay_schedule(peak, max(total_steps - warmup, 1))
-  else:  # 'constant' (config.rules allows no other).
-    after = optax.constant_schedule(peak)
-  if not warmup:
-    return after
-  return optax.join_schedules(
-      [optax.linear_schedule(0.0, peak, warmup), after], [warmup])
+def create_model(config: ml_collections.ConfigDict, info: DatasetInfo):
+  """config's network for info's images, its BatchNorm statistics taken
+  across the pmap axis."""
+  return models.create_model(config, info.num_classes, axis_name=AXIS,
+                             input_size=info.image_shape[0])
 
 
 def create_optimizer(config: ml_collections.ConfigDict,
@@ -114,6 +108,15 @@ def create_train_state(config: ml_collections.ConfigDict, model, rng,
   return init(rng)
 
 
+def abstract_train_state(config: ml_collections.ConfigDict, model,
+                         image_shape) -> TrainState:
+  """The state's structure, shapes and dtypes, without computing it."""
+  return jax.eval_shape(
+      lambda rng: create_train_state(config, model, rng, image_shape,
+                                     optax.constant_schedule(0.0)),
+      jax.random.key(0))
+
+
 # --- Steps ------------------------------------------------------------------
 
 
@@ -123,15 +126,26 @@ def cross_entropy(logits, labels, label_smoothing: float = 0.0):
   return optax.softmax_cross_entropy(logits, targets)
 
 
-def train_step(state: TrainState, batch, augment_keys, *,
+def train_step(state: TrainState, batch, augment_key, *,
                config: ml_collections.ConfigDict, info: DatasetInfo):
-  """One optimizer step on this device's shard; call under pmap(AXIS).
+  """One optimizer step on this device's rows of the step's global batch;
+  call under pmap(AXIS).
 
-  batch: {'image': uint8 (B, H, W, C), 'label': int32 (B,)};
-  augment_keys: one PRNG key per example. The learning rate is the
-  schedule's inside the optimizer (state.tx); the host logs it.
+  Args:
+    batch: {'image': uint8 (B, H, W, C), 'label': int32 (B,)}, this
+      device's B rows of the global batch.
+    augment_key: the run's augmentation key (RunKeys.augment). Each row is
+      augmented with a key of (augment_key, step, its global position):
+      the same augmentation on any number of devices and after a resume.
+
+  Returns:
+    (the next state, {'loss', 'accuracy', 'nonfinite'} averaged over the
+    devices). The learning rate is the schedule's inside the optimizer
+    (state.tx); the host logs it.
   """
-  images = augment.augment(batch['image'], augment_keys, config.crop_padding,
+  keys = example_keys(augment_key, state.step,
+                      _positions(batch['label'].shape[0]))
+  images = augment.augment(batch['image'], keys, config.crop_padding,
                            config.random_flip)
   images = augment.normalize(images, info.mean, info.std)
 
@@ -196,11 +210,11 @@ def eval_step(state: TrainState, batch, *, info: DatasetInfo,
   }, AXIS)
 
 
-def data_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(order key, augmentation key) of a run's data key: the batch order's
-  key (also the host's, flaxdil.training.inputs) and the augmentation's."""
-  order_key, augment_key = jax.random.split(key)
-  return order_key, augment_key
+def example_keys(augment_key, step, positions) -> jax.Array:
+  """The augmentation keys of the rows at `positions` of step `step`'s
+  global batch: one per row, of (augment_key, step, position) only."""
+  step_key = jax.random.fold_in(augment_key, step)
+  return jax.vmap(jax.random.fold_in, (None, 0))(step_key, positions)
 
 
 def _positions(per_device: int) -> jax.Array:
@@ -208,55 +222,40 @@ def _positions(per_device: int) -> jax.Array:
   return lax.axis_index(AXIS) * per_device + jnp.arange(per_device)
 
 
-def train_on_device_data(state: TrainState, train_data, key, *,
-                         config: ml_collections.ConfigDict,
-                         info: DatasetInfo):
-  """Gathers this device's share of the step's batch, then `train_on_batch`.
+def gather_batch(resident, indices: jax.Array) -> dict:
+  """This device's rows of a step, gathered from the training split it
+  holds (the 'device' input pipeline): uint8 images and labels at
+  `indices`."""
+  return {'image': resident['image'][indices],
+          'label': resident['label'][indices]}
 
-  train_data is the whole training split, uint8, on this device (the
-  'device' input pipeline). The batch depends on (key, step, example
-  position) only, so data order is the same on any number of devices and
-  after a resume.
+
+def train_steps(state: TrainState, step_inputs, augment_key, resident=None,
+                *, config: ml_collections.ConfigDict, info: DatasetInfo):
+  """`train_step` over the leading axis of `step_inputs` (one entry per
+  step), in one program (lax.scan; one step is a scan of length 1).
+
+  Args:
+    step_inputs: per step, this device's rows {'image', 'label'} (read on
+      the host: the 'stream' pipeline), or with `resident` their indices
+      {'index'} into it.
+    resident: None, or the whole training split held on this device
+      ({'image', 'label'}), from which `gather_batch` takes each step's rows.
+
+  Returns:
+    (the state after the last step, each step's metrics stacked).
   """
-  per_device = config.batch_size // lax.axis_size(AXIS)
-  order_key, _ = data_keys(key)
-  indices = batches.epoch_batch_indices(
-      order_key, state.step, train_data['label'].shape[0], config.batch_size)
-  local = indices[_positions(per_device)]
-  batch = {'image': train_data['image'][local],
-           'label': train_data['label'][local]}
-  return train_on_batch(state, batch, key, config=config, info=info)
+  def one(state, inputs):
+    batch = (inputs if resident is None
+             else gather_batch(resident, inputs['index']))
+    return train_step(state, batch, augment_key, config=config, info=info)
 
-
-def train_on_batch(state: TrainState, batch, key, *,
-                   config: ml_collections.ConfigDict, info: DatasetInfo):
-  """`train_step` on this device's rows of the step's global batch
-  (gathered on the device, or read on the host by the 'stream' input
-  pipeline), each augmented with a key of (key, step, its global position):
-  the same augmentation on any number of devices and after a resume."""
-  _, augment_key = data_keys(key)
-  step_key = jax.random.fold_in(augment_key, state.step)
-  augment_keys = jax.vmap(jax.random.fold_in, (None, 0))(
-      step_key, _positions(batch['label'].shape[0]))
-  return train_step(state, batch, augment_keys, config=config, info=info)
-
-
-def train_steps_on_device_data(state: TrainState, train_data, key, *,
-                               config: ml_collections.ConfigDict,
-                               info: DatasetInfo, num_steps: int):
-  """`num_steps` steps of `train_on_device_data` in one program (lax.scan):
-  the same computation step by step, each step's metrics stacked."""
-  def one(state, _):
-    return train_on_device_data(state, train_data, key, config=config,
-                                info=info)
-  return lax.scan(one, state, None, length=num_steps)
-
-
-def train_steps_on_batches(state: TrainState, step_batches, key, *,
-                           config: ml_collections.ConfigDict,
-                           info: DatasetInfo):
-  """`train_on_batch` over the leading axis of `step_batches` (one batch per
-  step), in one program (lax.scan); each step's metrics stacked."""
-  def one(state, batch):
-    return train_on_batch(state, batch, key, config=config, info=info)
-  return lax.scan(one, state, step_batches)
+  num_steps = jax.tree_util.tree_leaves(step_inputs)[0].shape[0]
+  if num_steps == 1:
+    # Not a scan of length 1: XLA:CPU compiles some convolutions (lax's)
+    # differently inside a loop, and one step a dispatch would then differ
+    # in the last bits from a step called alone.
+    state, metrics = one(state, jax.tree_util.tree_map(lambda x: x[0],
+                                                       step_inputs))
+    return state, jax.tree_util.tree_map(lambda x: x[None], metrics)
+  return lax.scan(one, state, step_inputs)
