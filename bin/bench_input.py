@@ -26,19 +26,11 @@ _REPEATS = flags.DEFINE_integer('repeats', 3, 'Training pairs (stream, '
 def main(argv) -> None:
   logging.set_verbosity(logging.WARNING)
   main_args = argv[1:]
-  specs = [a.split('=', 1)[1] for a in main_args if a.startswith('--config=')]
-  if not specs:
-    raise app.UsageError('give bin/main.py\'s arguments after --, at least '
-                         '--config=...')
-  from flaxdil.config import args, files
+  from flaxdil.config import files
   from flaxdil.errors import exit_on_user_error
   from flaxdil.experiments import input_benchmark
   with exit_on_user_error():
-    config = files.load(specs[-1])
-    for arg in main_args:  # The same --config.FIELD=VALUE overrides.
-      if arg.startswith('--config.'):
-        field, _, text = arg[len('--config.'):].partition('=')
-        config[field] = args.parse_value(config, field, text)
+    config = files.from_main_args(main_args)
     input_benchmark.run(config, main_args, _STEPS.value, _LOG_EVERY.value,
                         _LOADER_STEPS.value, [int(t) for t in _THREADS.value],
                         _REPEATS.value)

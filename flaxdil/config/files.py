@@ -35,3 +35,20 @@ def load(spec: str,
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module.get_config(arg) if arg else module.get_config()
+
+
+def from_main_args(main_args: list[str]) -> ml_collections.ConfigDict:
+  """The config that bin/main.py's arguments give: the file of the last
+  --config=, then every --config.FIELD=VALUE, read by the field's type.
+  For tools that start trainings with those arguments and need the same
+  config themselves (bin/bench_input.py, bin/bench_loop.py)."""
+  from flaxdil.config import args
+  specs = [a.split('=', 1)[1] for a in main_args if a.startswith('--config=')]
+  if not specs:
+    raise ConfigError('give bin/main.py\'s arguments, at least --config=...')
+  config = load(specs[-1])
+  for arg in main_args:
+    if arg.startswith('--config.'):
+      field, _, text = arg[len('--config.'):].partition('=')
+      config[field] = args.parse_value(config, field, text)
+  return config

@@ -19,21 +19,22 @@ import numpy as np
 
 from flaxdil import timing
 from flaxdil.data import source, stream
-from flaxdil.data.batches import HostBatchOrder
+from flaxdil.data.batches import BatchOrder
+from flaxdil.data.records import RecordReader
 
 
-def training_run(main_args: list[str], pipeline: str, steps: int,
-                 log_every: int, timeout: float = 3600) -> dict:
+def training_run(main_args: list[str], pipeline: str | None, steps: int,
+                 log_every: int) -> dict:
   """One training process (`python -m flaxdil`, main_args plus the pipeline
-  and a budget of `steps`, validation and a checkpoint only at the end, no
-  time-based saves): its peak RSS and the median of its logged images/s
-  after the first interval (which holds the compile)."""
+  (None: the config's) and a budget of `steps`, validation and a checkpoint
+  only at the end, no time-based saves): its peak RSS and the median of its
+  logged images/s after the first interval (which holds the compile)."""
   with tempfile.TemporaryDirectory() as workdir, tempfile.TemporaryFile(
       'w+') as log:
     start = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, '-m', 'flaxdil', *main_args,
-         f'--config.input_pipeline={pipeline}',
+         *([f'--config.input_pipeline={pipeline}'] if pipeline else []),
          f'--config.num_train_steps={steps}',
          f'--config.log_every_steps={log_every}',
          f'--config.eval_every_steps={steps}',
@@ -58,13 +59,13 @@ def loader_images_per_sec(config: ml_collections.ConfigDict, threads: int,
   """The stream's reading alone, as one process of one device reads a run's
   steps: images/s over `steps` steps of config.batch_size rows, after a
   first step (which opens the files)."""
-  reader = stream.RecordReader(source.data_source(config, config.train_split),
-                               config.train_split, training=True)
+  reader = RecordReader(source.data_source(config, config.train_split),
+                        config.train_split, training=True)
   kept, _ = source.holdout(len(reader), config.validation_size)
-  order = HostBatchOrder(jax.random.key(config.seed), len(kept),
-                         config.batch_size)
+  order = BatchOrder(jax.random.key(config.seed), len(kept),
+                     config.batch_size)
   batches = stream.train_batches(
-      reader, kept, order, np.arange(config.batch_size), 1, 0, steps + 1,
+      reader, kept, order, np.arange(config.batch_size), 0, steps + 1,
       threads, max(threads, config.stream_prefetch))
   next(batches)
   start = time.perf_counter()
