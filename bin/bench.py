@@ -6,7 +6,10 @@
 
 Compiles first (compile time reported on its own), then times several runs
 and reports medians. Uses random data of the dataset's shape, so it needs the
-dataset's metadata only. The last line printed is one JSON object.
+dataset's metadata only; the loop trains on as many random images as the
+real training split holds where the data is prepared (--config.data_dir),
+so a cost that grows with the split shows. bin/bench_loop.py times a real
+training's loop. The last line printed is one JSON object.
 """
 
 from absl import app, flags, logging

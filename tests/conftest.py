@@ -31,6 +31,18 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_TFDS = ROOT.parent / 'shared' / 'tensorflow_datasets'
 
 
+# The tests this session collected, before -m or -k deselected any: how
+# many, and from which files (tests/test_docs.py holds the README's count
+# to the whole suite's).
+COLLECTED = pytest.StashKey[tuple[int, frozenset]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session, config, items):
+  config.stash[COLLECTED] = (len(items),
+                             frozenset(item.path.name for item in items))
+
+
 def pytest_sessionstart(session):
   # The command-line tests run flaxdil in subprocesses, which see only what
   # is installed: one clear line instead of many failures.

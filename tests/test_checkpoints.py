@@ -102,7 +102,7 @@ def test_a_different_model_is_refused_before_anything_is_written(
 
 
 def _read_params(config, workdir, step):
-  state, _, _ = evaluation.restore_state(config, workdir, step)
+  state = evaluation.restore_state(config, workdir, step).state
   return state.params
 
 

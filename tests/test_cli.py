@@ -11,9 +11,10 @@ import pytest
 from conftest import ROOT, load_config
 from flaxdil.cli import modes
 
-def _run(*args, check=True, script='main.py'):
+def _run(*args, check=True, script='main.py', env=None):
   result = subprocess.run([sys.executable, str(ROOT / 'bin' / script), *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+                          capture_output=True, text=True, cwd=ROOT, timeout=600,
+                          env=env)
   if check:
     assert result.returncode == 0, result.stderr[-3000:]
   return result
@@ -29,7 +30,16 @@ def test_train_then_eval_on_real_cifar10(shared_tfds_dir, tmp_path):
                  '--config.eval_every_steps=3')
   assert 'step 3/3' in trained.stdout and 'test accuracy' in trained.stdout
   os.remove(os.path.join(workdir, 'eval_test.json'))
-  evaluated = _run(*common, '--mode=eval')
+  # Without --config.data_dir, eval reads where the run did (its record),
+  # and never looks in (or downloads to) TFDS's default under $HOME.
+  home = tmp_path / 'home'
+  home.mkdir()
+  env = {k: v for k, v in os.environ.items() if k != 'TFDS_DATA_DIR'}
+  evaluated = _run(common[0], f'--workdir={workdir}', '--mode=eval',
+                   env=dict(env, HOME=str(home)))
+  assert (f"Using the data_dir='{shared_tfds_dir}' that {workdir} recorded"
+          in evaluated.stdout)
+  assert os.listdir(home) == []
   result = json.load(open(os.path.join(workdir, 'eval_test.json')))
   assert result['num_examples'] == 10000 and result['step'] == 3
   assert 0.0 <= result['accuracy'] <= 1.0 and result['loss'] > 0
@@ -87,8 +97,10 @@ def test_inspect_json_describes_the_paper_network(capsys):
      'config.widths=(8, 0, 16) is not allowed'),
     (['--config.data_dir=/no/such/dir'], 'does not exist'),
     (['--mode=eval'], 'no checkpoints'),
-    (['--config.no_such_field=1'], "unknown config field 'no_such_field'"),
-    (['--config=configs/no_such_config.py'], 'cannot load config file'),
+    (['--config.batchsize=64'], "unknown config field 'batchsize' "
+     "(--config.batchsize=64). Did you mean 'batch_size'? Fix:"),
+    (['--config=configs/no_such_config.py'],
+     "config file 'configs/no_such_config.py' does not exist (looked in"),
     (['--config=configs/tiny.py:dilation'], "config argument 'dilation' is not FIELD=VALUE"),
     (['--config.batch_size=abc'], 'flag --config.batch_size=abc'),
     (['--coordinator_address=localhost:1', '--num_processes=2',
@@ -108,6 +120,8 @@ def test_bad_input_is_a_clear_error_and_leaves_no_workdir(tmp_path, args, messag
 def test_a_bad_config_file_or_workdir_is_a_clear_error(tmp_path, shared_tfds_dir):
   broken = tmp_path / 'broken.py'
   broken.write_text('def get_config(:\n')
+  raising = tmp_path / 'raising.py'
+  raising.write_text('def get_config():\n  open("/no/such/file")\n')
   a_file = tmp_path / 'a_file'
   a_file.write_text('')
   damaged = tmp_path / 'damaged'
@@ -116,6 +130,10 @@ def test_a_bad_config_file_or_workdir_is_a_clear_error(tmp_path, shared_tfds_dir
   for args, message in [
       ([f'--config={broken}', f'--workdir={tmp_path / "run"}'],
        'has a syntax error at line 1'),
+      # The file's own error, not "missing".
+      ([f'--config={raising}', f'--workdir={tmp_path / "run"}'],
+       "failed while loading: [Errno 2] No such file or directory: "
+       "'/no/such/file'. Fix the file"),
       (['--config=configs/tiny.py', f'--workdir={a_file}'],
        'is a file, not a directory'),
       # Found only when creating it, after the data is read.
@@ -127,7 +145,8 @@ def test_a_bad_config_file_or_workdir_is_a_clear_error(tmp_path, shared_tfds_dir
     result = _run(*args, check=False)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert 'Traceback' not in result.stderr
-  assert sorted(os.listdir(tmp_path)) == ['a_file', 'broken.py', 'damaged']
+  assert sorted(os.listdir(tmp_path)) == ['a_file', 'broken.py', 'damaged',
+                                          'raising.py']
   assert os.listdir(damaged) == ['config.json']
   assert (damaged / 'config.json').read_text() == '{"model": '
 

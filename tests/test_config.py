@@ -201,3 +201,33 @@ def test_a_resume_may_change_only_what_keeps_the_run_the_same(
   assert sessions[1]['changes']['num_train_steps'] == {'recorded': 4, 'now': 8}
   assert sessions[1]['start_step'] == 4
   assert json.loads(recorded)['num_train_steps'] == 4
+
+
+def test_a_workdir_s_recorded_data_location_is_used_where_none_is_given(
+    tiny_config, tmp_path, monkeypatch, capsys):
+  """A command naming a workdir reads the data where that run did (its
+  config.json, then its sessions' changes), says so, and fails at once,
+  looking nowhere else, where that place is gone."""
+  from flaxdil.training import evaluation
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  saved = json.loads(tiny_config.to_json_best_effort())
+  saved['data_dir'] = str(tmp_path / 'first')
+  (workdir / 'config.json').write_text(json.dumps(saved))
+  (workdir / 'sessions.jsonl').write_text(json.dumps(
+      {'session': 2, 'changes': {'data_dir': {
+          'recorded': saved['data_dir'], 'now': str(tmp_path / 'gone')}}})
+      + '\n')
+  monkeypatch.setenv('HOME', str(tmp_path / 'home'))
+  monkeypatch.delenv('TFDS_DATA_DIR', raising=False)
+  with pytest.raises(DataError, match=f"data directory '{tmp_path}/gone' "
+                     r'\(config.data_dir\) does not exist'):
+    evaluation.evaluate_checkpoint(tiny_config, str(workdir))
+  assert (f"Using the data_dir='{tmp_path}/gone' that {workdir} recorded "
+          '(set --config.data_dir to use another).') in capsys.readouterr().out
+  assert not (tmp_path / 'home').exists()  # No TFDS default dir, no download.
+  # What the command line sets wins, silently.
+  tiny_config.data_dir = str(tmp_path / 'mine')
+  kept = record.with_recorded_data_location(tiny_config, str(workdir))
+  assert kept.data_dir == str(tmp_path / 'mine')
+  assert capsys.readouterr().out == ''

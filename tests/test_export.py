@@ -58,7 +58,7 @@ def test_export_writes_verified_artifacts(tiny_config, tmp_path, mock_cifar):
   assert 0.0 <= report['artifacts']['onnx_int8']['accuracy'] <= 1.0
 
   # Any batch size, uint8 in, the checkpoint's logits out.
-  state, _, info, _ = evaluation.restore_state(tiny_config, workdir)
+  state, _, _, info, _ = evaluation.restore_state(tiny_config, workdir)
   want = jax.jit(artifacts.logits_fn(state, info, True))
   images = source.load_split(tiny_config, 'test').images
   import onnxruntime

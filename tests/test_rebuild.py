@@ -92,7 +92,7 @@ def test_a_numpy_rebuild_from_the_inspection_json_matches_the_logits(
   assert all(l['epsilon'] > 0 for l in summary['layers']
              if l['kind'] == 'batch_norm')
 
-  state, step, _ = evaluation.restore_state(tiny_config, workdir)
+  state, step = evaluation.restore_state(tiny_config, workdir)[:2]
   variables = jax.tree_util.tree_map(
       lambda a: np.asarray(a, np.float64),
       {'params': state.params, 'batch_stats': state.batch_stats})

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -296,3 +297,16 @@ def test_a_full_disk_during_training_is_a_clear_error_and_resumable(
   monkeypatch.undo()  # Space freed.
   summary = loop.train_and_evaluate(tiny_config, workdir)
   assert summary['final_step'] == 4
+
+
+def test_a_signal_says_what_still_happens_before_the_run_stops(capsys):
+  """The dispatch in flight still finishes (and may print its progress
+  line) before the checkpoint: the line says so, not 'this step'."""
+  from flaxdil.distributed import preemption
+  with preemption.Watch() as watch:
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert watch.requested(0) and watch.cause() == 'SIGTERM'
+  err = capsys.readouterr().err
+  assert ('Received SIGTERM: the steps already dispatched finish (their '
+          'progress line may still print), then a checkpoint is saved') in err
+  assert 'finishing this step' not in err

@@ -19,7 +19,7 @@ def test_train_and_evaluate_end_to_end_on_mock_data(tiny_config, tmp_path, mock_
   assert 'step 4/4' in out and 'img/s' in out and 'ETA' in out
   assert 'δ=1' in out
   assert 0.0 <= summary['test_accuracy'] <= 1.0
-  state, _, _ = evaluation.restore_state(tiny_config, workdir, 4)
+  state = evaluation.restore_state(tiny_config, workdir, 4).state
   assert summary['num_params'] == sum(
       x.size for x in jax.tree_util.tree_leaves(state.params))
   result = json.load(open(os.path.join(workdir, 'eval_test.json')))

@@ -46,7 +46,8 @@ def evaluate(config, workdir, split=None, step=None) -> dict:
 def inspect_model(config, workdir=None, step=None, as_json=False) -> dict:
   params = None
   if workdir:
-    state, step, info, _ = evaluation.restore_state(config, workdir, step)
+    state, step, config, info, _ = evaluation.restore_state(config, workdir,
+                                                           step)
     params = state.params
   else:
     info = rules.check_run(config)

@@ -14,6 +14,10 @@ import ml_collections
 
 from flaxdil.errors import ConfigError
 
+# The checkout this flaxdil runs from: its configs/ beside the package.
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
 
 def load(spec: str,
          relative_to: str | None = None) -> ml_collections.ConfigDict:
@@ -21,11 +25,22 @@ def load(spec: str,
 
   relative_to: a file whose directory a relative PATH is taken from (a
   config file passes its own __file__ to load a sibling); by default the
-  current directory, as on the command line.
+  current directory, as on the command line, and then the checkout that
+  flaxdil runs from, so 'configs/tiny.py' loads from any directory (a
+  notebook's).
   """
   path, _, arg = spec.partition(':')
   if relative_to and not os.path.isabs(path):
     path = os.path.join(os.path.dirname(os.path.abspath(relative_to)), path)
+  elif not os.path.isabs(path) and not os.path.isfile(path):
+    in_checkout = os.path.join(_CHECKOUT, path)
+    if os.path.isfile(in_checkout):
+      path = in_checkout
+    else:
+      raise ConfigError(
+          f'config file {path!r} does not exist here ({os.getcwd()}) or in '
+          f'the checkout flaxdil runs from ({_CHECKOUT}). Fix: pass an '
+          'existing config file, e.g. configs/cifar10.py.')
   if not os.path.isfile(path):
     raise ConfigError(f'config file {path!r} does not exist. Fix: pass an '
                       'existing config file, e.g. configs/cifar10.py.')

@@ -3,10 +3,11 @@
 While `Watch` is active, the first signal only sets a flag: the loop finishes
 the dispatch in flight (one step, or a block of config.steps_per_dispatch;
 its progress line still prints where it ends a logging interval), saves a
-checkpoint after it and stops (errors.Preempted, exit code 75). Further signals are ignored until the save is done, so a
-second Ctrl-C cannot tear a checkpoint (Orbax writes each checkpoint to a
-temporary directory and renames it when complete; even kill -9 mid-save
-leaves the previous checkpoints intact).
+checkpoint after it and stops (errors.Preempted, exit code 75). Further
+signals are ignored until the save is done, so a second Ctrl-C cannot tear
+a checkpoint (Orbax writes each checkpoint to a temporary directory and
+renames it when complete; even kill -9 mid-save leaves the previous
+checkpoints intact).
 
 With several processes (jax.distributed) every process must stop after the
 same step, so a local flag is not enough: `requested(step)` then asks JAX's

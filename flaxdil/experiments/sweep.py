@@ -68,8 +68,12 @@ def load_config(run: Run, configs_dir: str,
 def _measured_steps(config: ml_collections.ConfigDict,
                     budget_minutes: float) -> dict:
   """Steps that fit the budget at the train step's measured speed."""
+  from flaxdil.config import rules
   from flaxdil.experiments import benchmark  # Compiles: only for budgets.
-  timing = benchmark.TrainTiming(config)
+  from flaxdil.training.devices import Devices
+  devices = Devices.of()
+  timing = benchmark.TrainTiming(config, rules.check_run(config, devices.all),
+                                 devices)
   images_per_sec = timing.images_per_sec(runs=3, steps=3)
   steps = int(budget_minutes * 60 * images_per_sec / config.batch_size)
   return {'budget_minutes': budget_minutes,

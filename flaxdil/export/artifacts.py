@@ -86,7 +86,8 @@ def export(config: ml_collections.ConfigDict, workdir: str,
   _require_exporters()
   from jax import export as jax_export
   import onnx
-  state, step, info, _ = evaluation.restore_state(config, workdir, step)
+  state, step, config, info, _ = evaluation.restore_state(config, workdir,
+                                                         step)
   if info.varying_size:
     raise FlaxdilError(
         f'--mode=export verifies every artifact on the whole test split held '

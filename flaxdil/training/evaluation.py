@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from typing import NamedTuple
 
 import jax
 import ml_collections
@@ -122,20 +123,27 @@ def evaluate_state(pipeline: inputs.Pipeline, eval_step, state, step: int,
   return result
 
 
+class Restored(NamedTuple):
+  """A workdir's checkpoint restored for evaluation, and what it ran on."""
+  state: steps.TrainState      # On the host, without optimizer state.
+  step: int
+  config: ml_collections.ConfigDict  # With the workdir's data location.
+  info: DatasetInfo
+  devices: Devices
+
+
 def restore_state(config: ml_collections.ConfigDict, workdir: str,
-                  step: int | None = None, device_list=None
-                  ) -> tuple[steps.TrainState, int, DatasetInfo, Devices]:
+                  step: int | None = None, device_list=None) -> Restored:
   """Checks the config and that workdir holds a run of its model, then
   restores the checkpoint of `step` (default: the best) for evaluation.
-
-  Returns:
-    (the state on the host, its step, the dataset's metadata, the devices).
-  """
+  Where config leaves the data's location unset, the workdir's recorded
+  one is used (record.with_recorded_data_location)."""
+  config = record.with_recorded_data_location(config, workdir)
   devices = Devices.of(device_list)
   info = rules.check_run(config, devices.all)
   record.check_identity(config, workdir)
   state, step = restore_checkpoint(config, info, workdir, step)
-  return state, step, info, devices
+  return Restored(state, step, config, info, devices)
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
@@ -143,10 +151,12 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
                         step: int | None = None) -> dict:
   """Evaluates a saved checkpoint on a whole split (default: the test
   split); writes WORKDIR/eval_SPLIT.json."""
-  state, step, info, devices = restore_state(config, workdir, step)
+  restored = restore_state(config, workdir, step)
+  config, info, devices = restored.config, restored.info, restored.devices
   (size,) = rules.check_splits(config, {'--split': split} if split else
                                {'config.test_split': config.test_split}
                                ).values()
   pipeline = inputs.choose(config, info, devices, size)
   return evaluate_state(pipeline, pmapped_eval_step(config, info, devices),
-                        state, step, workdir, split or config.test_split)
+                        restored.state, restored.step, workdir,
+                        split or config.test_split)

@@ -60,6 +60,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # Everything that can refuse the run, before the workdir is created: the
   # config, its devices and dataset, the workdir's record and lock (at once,
   # without the data), then the splits (which may need the data prepared).
+  config = record.with_recorded_data_location(config, workdir)
   devices = Devices.of(device_list)
   info = rules.check_run(config, devices.all)
   lock.check_path(workdir)

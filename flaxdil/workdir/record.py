@@ -20,12 +20,17 @@ import time
 import ml_collections
 
 from flaxdil.config import defaults
+from flaxdil.config.args import with_fields
 from flaxdil.distributed import processes
 from flaxdil.errors import WorkdirError
 from flaxdil.workdir import files
 
 CONFIG = 'config.json'
 SESSIONS = 'sessions.jsonl'
+# Where a run's data lives. A command that names a workdir and leaves these
+# unset uses what the workdir recorded: evaluating a run must not go looking
+# for (or download) its data somewhere else.
+DATA_LOCATION = ('data_dir', 'manual_dir')
 
 
 def _as_json(config: ml_collections.ConfigDict) -> dict:
@@ -37,6 +42,29 @@ def read_config(workdir: str) -> dict | None:
   return files.read_json(
       os.path.join(workdir, CONFIG), 'the config that created this workdir',
       fix='repair or restore it, or train in a new --workdir')
+
+
+def with_recorded_data_location(config: ml_collections.ConfigDict,
+                                workdir: str) -> ml_collections.ConfigDict:
+  """config, with each field of DATA_LOCATION that it leaves unset (None)
+  taken from what workdir's run used last (its config.json, then each
+  session's change); one line says so. Unchanged where nothing is
+  recorded."""
+  saved = read_config(workdir) if os.path.isdir(workdir) else None
+  if saved is None:
+    return config
+  recorded = {f: saved.get(f) for f in DATA_LOCATION}
+  for session in read_sessions(workdir):
+    for field, change in session.get('changes', {}).items():
+      if field in recorded:
+        recorded[field] = change.get('now')
+  taken = {f: v for f, v in recorded.items() if v and config[f] is None}
+  if not taken:
+    return config
+  print('Using the ' + ', '.join(f'{f}={v!r}' for f, v in taken.items())
+        + f' that {workdir} recorded (set --config.'
+        + '/--config.'.join(taken) + ' to use another).', flush=True)
+  return with_fields(config, **taken)
 
 
 def _differences(saved: dict, now: dict, fields) -> dict:
