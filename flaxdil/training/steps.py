@@ -233,7 +233,7 @@ def gather_batch(resident, indices: jax.Array) -> dict:
 def train_steps(state: TrainState, step_inputs, augment_key, resident=None,
                 *, config: ml_collections.ConfigDict, info: DatasetInfo):
   """`train_step` over the leading axis of `step_inputs` (one entry per
-  step), in one program (lax.scan; one step is a scan of length 1).
+  step), in one program: a lax.scan, or for one step the step itself.
 
   Args:
     step_inputs: per step, this device's rows {'image', 'label'} (read on
