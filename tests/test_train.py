@@ -34,6 +34,17 @@ def test_train_and_evaluate_end_to_end_on_mock_data(tiny_config, tmp_path, mock_
   # 150 mock examples less 64 held out, in batches of 16.
   assert summary['steps_per_epoch'] == (150 - 64) // 16
 
+  # No hold-out (validation_size=0): nothing validated or selected, the
+  # last step saved, and the final weights tested.
+  tiny_config.validation_size = 0
+  workdir = tmp_path / 'all'
+  final = loop.train_and_evaluate(tiny_config, str(workdir))
+  assert final['best_step'] == final['final_step'] == 4
+  assert final['steps_per_epoch'] == 150 // 16
+  assert 'the final weights' in capsys.readouterr().out
+  records = [json.loads(line) for line in open(workdir / 'metrics.jsonl')]
+  assert {r['split'] for r in records} == {'train'}
+
 
 def test_batch_not_divisible_by_devices_is_refused(tiny_config, tmp_path, mock_cifar):
   tiny_config.batch_size = 15

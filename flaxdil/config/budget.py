@@ -4,8 +4,11 @@ schedule over those steps.
 
   num_train_steps         -1: num_epochs × steps per epoch
   warmup_epochs           × steps per epoch, at most the whole run
-  eval_every_steps        -1: once per epoch
-  checkpoint_every_steps  -1: at every evaluation
+  eval_every_steps        -1: once per epoch; never without a hold-out
+                          (validation_size=0: nothing is selected, the
+                          final weights are the result)
+  checkpoint_every_steps  -1: at every evaluation (once per epoch without
+                          a hold-out), and always at the last step
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ class Budget:
   epoch_steps: int        # Full global batches per epoch.
   total_steps: int
   warmup_steps: int
-  eval_every: int
+  eval_every: int         # 0: never (no hold-out).
   checkpoint_every: int
   log_every: int
 
@@ -41,14 +44,15 @@ def budget(config: ml_collections.ConfigDict, epoch_steps: int) -> Budget:
   (flaxdil.data.batches.steps_per_epoch)."""
   total = (config.num_train_steps if config.num_train_steps > 0
            else int(math.ceil(config.num_epochs * epoch_steps)))
-  eval_every = (config.eval_every_steps if config.eval_every_steps > 0
-                else epoch_steps)
+  per_epoch = (config.eval_every_steps if config.eval_every_steps > 0
+               else epoch_steps)
+  eval_every = per_epoch if config.validation_size else 0
   return Budget(
       epoch_steps=epoch_steps, total_steps=total,
       warmup_steps=min(int(config.warmup_epochs * epoch_steps), total),
       eval_every=eval_every,
       checkpoint_every=(config.checkpoint_every_steps
-                        if config.checkpoint_every_steps > 0 else eval_every),
+                        if config.checkpoint_every_steps > 0 else per_epoch),
       log_every=config.log_every_steps)
 
 

@@ -141,10 +141,11 @@ def train(run: setup.Run) -> float:
         log = itstime(step, steps_of.log_every, total)
         if log:
           _log_train(run, writer, progress, step, step_metrics.take())
-        validate = itstime(step, steps_of.eval_every, total)
+        validate = (steps_of.eval_every > 0
+                    and itstime(step, steps_of.eval_every, total))
         stop = signals.requested(step)
         save = validate or stop or itstime(step, steps_of.checkpoint_every,
-                                           total, last=False)
+                                           total)
         if not save:
           # The clock is a collective (process 0 decides): asked only where
           # no reason above holds, which is the same on every process.
@@ -278,8 +279,10 @@ def summarize(run: setup.Run, train_seconds: float) -> dict:
   writes and returns WORKDIR/summary.json."""
   start = time.monotonic()
   config = run.config
+  # Without a hold-out nothing was selected: the final weights are tested.
+  final = None if config.validation_size else run.budget.total_steps
   state, best_step = evaluation.restore_checkpoint(config, run.info,
-                                                   run.workdir)
+                                                   run.workdir, final)
   test = evaluation.evaluate_state(run.pipeline, run.eval_step, state,
                                    best_step, run.workdir, config.test_split)
   summary = {
@@ -301,6 +304,7 @@ def summarize(run: setup.Run, train_seconds: float) -> dict:
     files.write_json_atomic(os.path.join(run.workdir, 'summary.json'), summary)
   print(f'Done in {format_duration(summary["wall_time_sec"])}: test accuracy '
         f'{test["accuracy"]:.4f} on {test["num_examples"]} {config.test_split} '
-        f'examples (checkpoint of step {test["step"]}, best on validation), '
+        f'examples (checkpoint of step {test["step"]}, '
+        f'{"the final weights" if final else "best on validation"}), '
         f'{run.num_params:,} params.', flush=True)
   return summary

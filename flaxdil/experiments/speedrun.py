@@ -1,0 +1,152 @@
+"""Time to accuracy (bin/speedrun.py): N seeds of one config, each a fresh
+training process timed from its start to its printed test accuracy, and
+their table: accuracy, wall time and images seen per seed; the mean ± std,
+the 95 % interval, and the share of seeds at or above a target.
+
+airbench's rules keep the number honest, and a config meets them by its
+fields: the schedule is fixed before the run (num_epochs or
+num_train_steps, no early stop); nothing is selected on the test split
+(with validation_size=0 nothing is selected at all, and the final weights,
+the EMA where kept, are tested once at the end); the time runs end to end:
+process start, data read, compile, training and the final evaluation. A
+resumed run would not be timed end to end, so a seed whose workdir already
+holds anything is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import ml_collections
+
+from flaxdil import timing
+from flaxdil.errors import FlaxdilError
+from flaxdil.experiments import stats
+from flaxdil.workdir import files
+
+
+def compile_cache() -> str:
+  """What this run's compiles start from: JAX's persistent cache, named by
+  $JAX_COMPILATION_CACHE_DIR (warm where it holds entries), or none."""
+  directory = os.environ.get('JAX_COMPILATION_CACHE_DIR')
+  if not directory:
+    return 'none (every seed compiles: cold)'
+  held = os.path.isdir(directory) and bool(os.listdir(directory))
+  return f'{directory} ({"warm" if held else "cold"} at the start)'
+
+
+def _git_commit() -> str | None:
+  here = os.path.dirname(os.path.abspath(__file__))
+  try:
+    return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=here,
+                          capture_output=True, text=True,
+                          check=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return None
+
+
+def run_seed(main_args: list[str], seed: int, workdir: str) -> dict:
+  """One training process at `seed` in workdir (new), timed from before
+  its start to its exit; its summary.json's test accuracy."""
+  if os.path.exists(workdir) and os.listdir(workdir):
+    raise FlaxdilError(
+        f'{workdir} holds a run already: a resumed run is not timed end to '
+        'end. Fix: give --out a new directory, or remove that one.')
+  log_path = workdir + '.log'
+  os.makedirs(os.path.dirname(workdir) or '.', exist_ok=True)
+  start = time.monotonic()
+  with open(log_path, 'w') as log:
+    code = subprocess.run(
+        [sys.executable, '-m', 'flaxdil', *main_args,
+         f'--config.seed={seed}', f'--workdir={workdir}'],
+        stdout=log, stderr=subprocess.STDOUT).returncode
+  seconds = time.monotonic() - start
+  if code:
+    raise FlaxdilError(f'seed {seed} failed (exit {code}); its output is in '
+                       f'{log_path}.')
+  summary = files.read_json(os.path.join(workdir, 'summary.json'),
+                            'the run\'s summary')
+  config = files.read_json(os.path.join(workdir, 'config.json'),
+                           'the run\'s config')
+  return {'seed': seed, 'test_accuracy': summary['test_accuracy'],
+          'wall_seconds': seconds,
+          'train_wall_seconds': summary['train_wall_time_sec'],
+          'images_seen': summary['final_step'] * config['batch_size'],
+          'evaluated_step': summary['best_step'],
+          'selected_on_validation': bool(config['validation_size'])}
+
+
+def table(record: dict) -> str:
+  """The speedrun's markdown table: one row per seed, then the summary."""
+  lines = ['| seed | test accuracy | wall time | images seen |',
+           '|---|---|---|---|']
+  for r in record['seeds']:
+    lines.append(f'| {r["seed"]} | {100 * r["test_accuracy"]:.2f} % | '
+                 f'{r["wall_seconds"] / 60:.1f} min | '
+                 f'{r["images_seen"]:,} |')
+  accuracy, wall = record['accuracy'], record['wall_seconds']
+  spread = (f' ± {100 * accuracy["std"]:.2f}' if accuracy['std'] is not None
+            else '')
+  interval = (f', 95 % interval {100 * accuracy["ci95"][0]:.2f}–'
+              f'{100 * accuracy["ci95"][1]:.2f} %' if accuracy['ci95'] else '')
+  lines += ['', f'Mean test accuracy {100 * accuracy["mean"]:.2f}{spread} % '
+            f'over {accuracy["n"]} seeds{interval}; mean wall time '
+            f'{wall["mean"] / 60:.1f} min.']
+  if record['target'] is not None:
+    gap = 100 * (accuracy['mean'] - record['target'])
+    lines.append(f'{record["reached"]} of {accuracy["n"]} seeds at or above '
+                 f'{100 * record["target"]:.2f} %; the mean is '
+                 f'{abs(gap):.2f} points {"above" if gap >= 0 else "below"} '
+                 'it.')
+  lines += ['', f'Command: `{record["command"]}`; commit '
+            f'{record["commit"]}; {record["cpu"]}; compile cache: '
+            f'{record["compile_cache"]}.']
+  return '\n'.join(lines) + '\n'
+
+
+def run(config: ml_collections.ConfigDict, main_args: list[str],
+        seeds: list[int], out: str, target: float | None) -> dict:
+  """Trains `seeds` of main_args' config one after another in OUT/seed-K,
+  then writes OUT/speedrun.json and OUT/speedrun.md.
+
+  Args:
+    config: the config main_args give (for its batch size and name).
+    main_args: bin/main.py's arguments, without --workdir or the seed.
+    target: a test accuracy in [0, 1] to count seeds against, or None.
+
+  Returns:
+    The record written to speedrun.json.
+  """
+  cache = compile_cache()
+  print(f'{timing.cpu_description()}; compile cache: {cache}', flush=True)
+  results = []
+  for seed in seeds:
+    results.append(run_seed(main_args, seed,
+                            os.path.join(out, f'seed-{seed}')))
+    r = results[-1]
+    print(f'seed {seed}: test accuracy {100 * r["test_accuracy"]:.2f} % in '
+          f'{r["wall_seconds"] / 60:.1f} min ({r["images_seen"]:,} images '
+          'seen)', flush=True)
+  accuracies = [r['test_accuracy'] for r in results]
+  record = {
+      'command': ' '.join(['python bin/speedrun.py'] + sys.argv[1:]),
+      'main_args': main_args, 'commit': _git_commit(),
+      'cpu': timing.cpu_description(), 'machine': platform.machine(),
+      'compile_cache': cache, 'target': target, 'seeds': results,
+      'accuracy': stats.describe(accuracies),
+      'wall_seconds': stats.describe([r['wall_seconds'] for r in results]),
+      'reached': (sum(a >= target for a in accuracies)
+                  if target is not None else None),
+      'model': config.model, 'dilation': config.dilation,
+  }
+  files.write_json_atomic(os.path.join(out, 'speedrun.json'), record)
+  text = table(record)
+  with open(os.path.join(out, 'speedrun.md'), 'w') as f:
+    f.write(text)
+  print(text, flush=True)
+  return record
