@@ -15,7 +15,6 @@ holds anything is refused.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
