@@ -36,7 +36,7 @@ def test_speedrun_times_each_seed_and_tables_them(tmp_path, shared_tfds_dir):
   assert record['reached'] == sum(a >= 0.05 for a in accuracies)
   table = (out / 'speedrun.md').read_text()
   assert '| 1 |' in table and 'over 2 seeds, 95 % interval' in table
-  assert 'compile cache:' in table and record['commit'] in table
+  assert 'compile cache:' in table and f"commit {record['commit']}" in table
   # A seed is never resumed: its time would not run end to end.
   with pytest.raises(FlaxdilError, match='holds a run already'):
     speedrun.run_seed(main_args, 0, str(out / 'seed-0'))
