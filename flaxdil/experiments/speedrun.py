@@ -121,7 +121,7 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
   Returns:
     The record written to speedrun.json.
   """
-  cache = compile_cache()
+  cache, commit = compile_cache(), _git_commit()  # What the seeds run.
   print(f'{timing.cpu_description()}; compile cache: {cache}', flush=True)
   results = []
   for seed in seeds:
@@ -134,7 +134,7 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
   accuracies = [r['test_accuracy'] for r in results]
   record = {
       'command': ' '.join(['python bin/speedrun.py'] + sys.argv[1:]),
-      'main_args': main_args, 'commit': _git_commit(),
+      'main_args': main_args, 'commit': commit,
       'cpu': timing.cpu_description(), 'machine': platform.machine(),
       'compile_cache': cache, 'target': target, 'seeds': results,
       'accuracy': stats.describe(accuracies),
