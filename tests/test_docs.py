@@ -31,7 +31,7 @@ def test_the_readme_states_the_suite_s_size(request):
   collected, files = request.config.stash[COLLECTED]
   if files != {p.name for p in (ROOT / 'tests').glob('test_*.py')}:
     pytest.skip('not the whole suite')
-  stated = re.search(r'the whole suite, (\d+)\s+tests',
+  stated = re.search(r'the whole\s+suite,\s+(\d+)\s+tests',
                      (ROOT / 'README.md').read_text())
   assert stated, 'the README names the suite\'s size'
   assert int(stated.group(1)) == collected
