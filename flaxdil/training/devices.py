@@ -77,20 +77,22 @@ class Devices:
         np.arange(r * per_device, (r + 1) * per_device)
         for r, d in enumerate(self.all) if d in self.local])
 
+  def _by_device(self, rows: np.ndarray) -> np.ndarray:
+    """Flat rows (as local_positions orders them) → (local devices, per
+    device, ...)."""
+    return rows.reshape((len(self.local), -1) + rows.shape[1:])
+
   def place(self, rows: dict):
     """This process's rows of a global batch (flat, as local_positions
     orders them), shaped (local devices, per device, ...) and placed."""
-    return shard({k: v.reshape((len(self.local), -1) + v.shape[1:])
-                  for k, v in rows.items()}, self.local)
+    return shard({k: self._by_device(v) for k, v in rows.items()},
+                 self.local)
 
   def place_steps(self, steps_rows: list[dict]):
     """The rows of several steps, one block: shaped (local devices, steps,
     per device, ...) (the scan's axis after the devices') and placed."""
-    stacked = {k: np.stack([r[k].reshape((len(self.local), -1)
-                                         + r[k].shape[1:])
-                            for r in steps_rows], 1)
-               for k in steps_rows[0]}
-    return shard(stacked, self.local)
+    return shard({k: np.stack([self._by_device(r[k]) for r in steps_rows], 1)
+                  for k in steps_rows[0]}, self.local)
 
   def place_global(self, batch: dict):
     """A whole global batch on the host: this process's rows, placed."""

@@ -141,20 +141,19 @@ def train(run: setup.Run) -> float:
         log = itstime(step, steps_of.log_every, total)
         if log:
           _log_train(run, writer, progress, step, step_metrics.take())
-        validate = (steps_of.eval_every > 0
-                    and itstime(step, steps_of.eval_every, total))
+        validate = itstime(step, steps_of.eval_every, total,
+                           last=steps_of.eval_every > 0)  # 0: no hold-out.
         stop = signals.requested(step)
         save = validate or stop or itstime(step, steps_of.checkpoint_every,
                                            total)
         if not save:
-          # The clock is a collective (process 0 decides): asked only where
-          # no reason above holds, which is the same on every process.
+          # A collective (process 0 decides): asked where all processes said no.
           save = save_clock.due(may_ask=log)
         if save:
           step_metrics.check()  # Nothing non-finite is saved.
           with progress.paused():
-            selected_by = _validate(run, state, step, writer) if validate else None
-            _save(run, step, state, selected_by)
+            _save(run, step, state,
+                  _validate(run, state, step, writer) if validate else None)
           save_clock.reset()
         if stop:
           writer.flush()
@@ -245,10 +244,11 @@ def _diverged(run: setup.Run, error: NonFiniteStep) -> TrainingDiverged:
                f'{run.store.directory}' if latest is not None
                else 'no checkpoint had been saved')
   return TrainingDiverged(
-      f'training diverged at step {error.step}: {error.what}. Nothing from that step on '
-      f'was saved; {last_good}. Fix: lower --config.learning_rate (now '
-      f'{run.config.learning_rate}) and train in a new --workdir, or set '
-      '--config.skip_nonfinite_steps=True to skip such steps.')
+      f'training diverged at step {error.step}: {error.what}. Nothing from '
+      f'that step on was saved; {last_good}. Fix: lower '
+      f'--config.learning_rate (now {run.config.learning_rate}) and train in '
+      'a new --workdir, or set --config.skip_nonfinite_steps=True to skip '
+      'such steps.')
 
 
 def _all_finite(tree) -> bool:
@@ -279,8 +279,8 @@ def summarize(run: setup.Run, train_seconds: float) -> dict:
   writes and returns WORKDIR/summary.json."""
   start = time.monotonic()
   config = run.config
-  # Without a hold-out nothing was selected: the final weights are tested.
-  final = None if config.validation_size else run.budget.total_steps
+  # No hold-out (the budget never validates): the final weights are tested.
+  final = None if run.budget.eval_every else run.budget.total_steps
   state, best_step = evaluation.restore_checkpoint(config, run.info,
                                                    run.workdir, final)
   test = evaluation.evaluate_state(run.pipeline, run.eval_step, state,
