@@ -40,3 +40,22 @@ def test_speedrun_times_each_seed_and_tables_them(tmp_path, shared_tfds_dir):
   # A seed is never resumed: its time would not run end to end.
   with pytest.raises(FlaxdilError, match='holds a run already'):
     speedrun.run_seed(main_args, 0, str(out / 'seed-0'))
+
+
+@pytest.mark.parametrize('seeds,target,message', [
+    ([], None, r'give --seeds >= 1'),
+    ([0], 84.25, r'--target=84.25 is not a test accuracy in \(0, 1\]'),
+])
+def test_bad_speedrun_flags_are_refused_before_anything_is_written(
+    tmp_path, tiny_config, seeds, target, message):
+  with pytest.raises(FlaxdilError, match=message):
+    speedrun.run(tiny_config, [], seeds, str(tmp_path / 'out'), target)
+  assert not (tmp_path / 'out').exists()
+
+
+def test_bad_bench_loop_counts_are_refused(tiny_config):
+  from flaxdil.experiments import loop_benchmark
+  with pytest.raises(FlaxdilError, match='--steps=99: each count'):
+    loop_benchmark.run(tiny_config, [], steps=99, log_every=50)
+  with pytest.raises(FlaxdilError, match='--repeats=0: each count'):
+    loop_benchmark.run(tiny_config, [], steps=200, log_every=50, repeats=0)

@@ -16,6 +16,7 @@ import ml_collections
 
 from flaxdil import timing
 from flaxdil.config import rules
+from flaxdil.errors import FlaxdilError
 from flaxdil.experiments.benchmark import TrainTiming
 from flaxdil.experiments.input_benchmark import training_run
 from flaxdil.training.devices import Devices
@@ -36,6 +37,14 @@ def run(config: ml_collections.ConfigDict, main_args: list[str], steps: int,
     step_runs, step_steps: the step's timing, as bin/bench.py's --runs and
       --steps.
   """
+  counts = {'--repeats': repeats, '--runs': step_runs,
+            '--step_steps': step_steps, '--log_every': log_every}
+  bad = [f'{flag}={value}' for flag, value in counts.items() if value < 1]
+  if bad or steps < 2 * log_every:
+    raise FlaxdilError(
+        f'{", ".join(bad) or f"--steps={steps}"}: each count must be >= 1, '
+        'and --steps at least twice --log_every (the first logged interval '
+        'holds the compile and is not counted).')
   print(timing.cpu_description(), flush=True)
   devices = Devices.of()
   step = TrainTiming(config, rules.check_run(config, devices.all), devices)

@@ -121,6 +121,12 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
   Returns:
     The record written to speedrun.json.
   """
+  if not seeds or min(seeds) < 0:
+    raise FlaxdilError(f'seeds {seeds}: give --seeds >= 1 and '
+                       '--first_seed >= 0.')
+  if target is not None and not 0 < target <= 1:
+    raise FlaxdilError(f'--target={target} is not a test accuracy in (0, 1]. '
+                       'Fix: give a fraction, e.g. --target=0.8425.')
   cache, commit = compile_cache(), _git_commit()  # What the seeds run.
   print(f'{timing.cpu_description()}; compile cache: {cache}', flush=True)
   results = []
