@@ -54,3 +54,16 @@ def test_a_slurm_job_of_one_task_stays_single_process(monkeypatch):
   monkeypatch.setenv('SLURM_LOCALID', '0')
   monkeypatch.setenv('SLURM_STEP_NODELIST', 'node1')
   assert processes.initialize() is False
+
+
+@pytest.mark.parametrize('error,lost', [
+    # What a killed peer made broadcast_one_to_all raise in CI (jax 0.10.2).
+    (ValueError('UNKNOWN: Gloo all-reduce failed: [pair.cc:538] Read error '
+                '[127.0.0.1]:13218: Connection reset by peer'), True),
+    (RuntimeError('UNAVAILABLE: Task 1 heartbeat timeout'), True),
+    (ValueError('operands could not be broadcast together'), False),
+    (RuntimeError('Unknown: not a status prefix'), False),
+    (KeyError('UNKNOWN: never a runtime status'), False),
+])
+def test_a_lost_peer_is_recognised_whatever_class_carries_it(error, lost):
+  assert processes.is_collective_failure(error) is lost

@@ -168,3 +168,27 @@ def barrier(name: str) -> None:
   if jax.process_count() > 1:
     _client().wait_at_barrier(f'flaxdil/{name}',
                               1000 * INITIALIZATION_TIMEOUT_SECONDS)
+
+
+# The status codes of XLA's runtime errors ("UNKNOWN: Gloo all-reduce
+# failed: ...") that a lost peer produces.
+_LOST_PEER_STATUSES = ('UNKNOWN', 'UNAVAILABLE', 'INTERNAL', 'ABORTED',
+                       'CANCELLED', 'DEADLINE_EXCEEDED', 'FAILED_PRECONDITION')
+
+
+def is_collective_failure(error: BaseException) -> bool:
+  """Whether `error` is XLA's runtime reporting a failed collective or
+  coordination call, as a lost process makes them fail.
+
+  Mostly a jax.errors.JaxRuntimeError, but not only: the same gloo failure
+  inside multihost_utils.broadcast_one_to_all reaches Python as a
+  ValueError carrying the runtime's status ("UNKNOWN: Gloo all-reduce
+  failed: ... Connection reset by peer"; jax 0.10.2 on CPU), so the status
+  prefix is what is recognised.
+  """
+  if isinstance(error, jax.errors.JaxRuntimeError):
+    return True
+  if not isinstance(error, (ValueError, RuntimeError)):
+    return False
+  status = str(error).lstrip().split(':', 1)[0]
+  return status in _LOST_PEER_STATUSES

@@ -263,8 +263,8 @@ def _process_loss_is_an_error(store: checkpoints.CheckpointStore):
   a runtime traceback."""
   try:
     yield
-  except jax.errors.JaxRuntimeError as e:
-    if jax.process_count() == 1:
+  except (jax.errors.JaxRuntimeError, ValueError, RuntimeError) as e:
+    if jax.process_count() == 1 or not processes.is_collective_failure(e):
       raise
     raise ProcessLost(
         f'process {jax.process_index()} of {jax.process_count()}: a '
