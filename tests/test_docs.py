@@ -25,6 +25,21 @@ def test_the_readme_notebook_example_runs(tmp_path, mock_cifar, monkeypatch):
   assert namespace['state'].params['classifier']['kernel'].shape == (16, 10)
 
 
+def test_the_backbone_example_in_deploy_md_runs():
+  """docs/deploy.md's Flax module on the released weight's backbone."""
+  text = (ROOT / 'docs' / 'deploy.md').read_text()
+  (code,) = [b for b in re.findall(r'```python\n(.*?)```', text, re.S)
+             if 'backbone()' in b]
+  namespace = {}
+  exec(compile(code, 'docs/deploy.md', 'exec'), namespace)
+  assert [o.shape for o in namespace['outputs']] == [(2, 8, 8, 14),
+                                                     (2, 4, 4, 14)]
+  # The trained values are in the detector's tree, not fresh ones.
+  trained = namespace['trained']['params']['block1']['joint']
+  used = namespace['variables']['params']['backbone']['block1']['joint']
+  assert (trained['pointwise']['kernel'] == used['pointwise']['kernel']).all()
+
+
 def test_the_readme_states_the_suite_s_size(request):
   """The README's count of the suite's tests is the suite's (it drifted:
   214 stated, 216 run). Checked where the whole suite was collected."""

@@ -138,3 +138,27 @@ def test_this_file_skips_whichever_export_package_is_missing(tmp_path, missing):
       env=dict(os.environ, PYTHONPATH=str(tmp_path)))
   assert result.returncode == 0, result.stdout[-3000:]
   assert 'skipped' in result.stdout and 'failed' not in result.stdout
+
+
+@pytest.mark.slow
+@needs_exporters
+def test_a_released_weight_exports_into_a_new_directory(tiny_config, tmp_path,
+                                                        mock_cifar):
+  from flaxdil import models, pretrained
+  from flaxdil.cli import modes
+  from flaxdil.pretrained import weightfile
+  info = source.dataset_info(tiny_config)
+  variables = models.create_model(tiny_config, 10).init(
+      jax.random.key(0), np.zeros((1, *info.image_shape), np.float32),
+      train=False)
+  path = str(tmp_path / 'tiny.flaxdil')
+  weightfile.write(path, tiny_config, info, [str(i) for i in range(10)],
+                   jax.tree_util.tree_map(np.asarray, variables), {'step': 3})
+  out = str(tmp_path / 'out')
+  report = modes.export_model(None, out, weights=path)
+  assert sorted(os.listdir(os.path.join(out, 'export'))) == [
+      'model.jaxexport', 'model.onnx', 'model_int8.onnx', 'report.json']
+  assert report['checkpoint']['step'] == 3
+  # The float graph computes the stored weights' logits.
+  assert report['artifacts']['onnx_float']['agreement_with_checkpoint'] == 1.0
+  assert pretrained.load(path).provenance['step'] == 3

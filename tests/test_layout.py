@@ -22,14 +22,18 @@ ALLOWED = {
     'inspection': {'models'},
     'distributed': set(),
     'workdir': {'config', 'distributed'},
+    'pretrained': {'config', 'data', 'models', 'workdir'},
     'training': {'config', 'data', 'models', 'inspection', 'distributed',
-                 'workdir'},
+                 'workdir', 'pretrained'},
     'export': {'config', 'data', 'models', 'inspection', 'training',
                'workdir'},
+    'predict': {'config', 'data', 'models', 'inspection', 'training',
+                'workdir', 'pretrained', 'export'},
     'experiments': {'config', 'data', 'models', 'inspection', 'distributed',
-                    'workdir', 'training'},
+                    'workdir', 'training', 'pretrained', 'export', 'predict'},
     'cli': {'config', 'data', 'models', 'inspection', 'distributed',
-            'workdir', 'training', 'export', 'experiments'},
+            'workdir', 'training', 'export', 'experiments', 'pretrained',
+            'predict'},
 }
 _BASE = {'errors', 'timing', 'quiet', '__init__'}
 

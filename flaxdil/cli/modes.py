@@ -1,9 +1,17 @@
 """What the command line does in each mode, as functions tests and
-notebooks can call: train, evaluate, inspect, export."""
+notebooks can call: train, evaluate, inspect, export, predict.
+
+Inspect, export and predict take the network from a workdir's checkpoint
+(with the config that trained it) or from a released weight (`weights`:
+a name of flaxdil.pretrained.list(), a .flaxdil file or a URL), whose own
+config describes it; a config given beside a weight lends only the data's
+location (data_dir, manual_dir), where export and predict --split read
+data."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import jax
 import ml_collections
@@ -18,7 +26,7 @@ from flaxdil.inspection import text as summary_text
 from flaxdil.models import baselines
 from flaxdil.training import evaluation, loop, steps
 
-__all__ = ['train', 'evaluate', 'inspect_model', 'export_model']
+__all__ = ['train', 'evaluate', 'inspect_model', 'export_model', 'predict']
 
 
 def _require_workdir(workdir: str | None, mode: str) -> str:
@@ -43,9 +51,40 @@ def evaluate(config, workdir, split=None, step=None) -> dict:
   return result
 
 
-def inspect_model(config, workdir=None, step=None, as_json=False) -> dict:
+def _load_weights(weights: str, config=None):
+  """A released weight (flaxdil.pretrained.Pretrained), its config given
+  the data location that `config` (the command's, where given) sets."""
+  from flaxdil import pretrained
+  loaded = pretrained.load(weights)
+  if config is None:
+    return loaded
+  location = {f: config[f] for f in ('data_dir', 'manual_dir')
+              if config.get(f) is not None}
+  return loaded._replace(config=with_fields(loaded.config, **location))
+
+
+def _from_weights(weights: str, config=None) -> evaluation.Restored:
+  """A released weight as a restored checkpoint."""
+  return evaluation.from_weights(_load_weights(weights, config))
+
+
+def _one_network(workdir, weights, mode: str) -> None:
+  if bool(workdir) == bool(weights) and mode != 'export':
+    raise FlaxdilError(
+        f'--mode={mode} takes the network from --workdir=DIR (a training '
+        'workdir, with its --config) or from --weights=NAME (a released '
+        'weight, flaxdil.pretrained.list(), or a .flaxdil file or URL): one '
+        'of the two.')
+
+
+def inspect_model(config, workdir=None, step=None, as_json=False,
+                  weights=None) -> dict:
   params = None
-  if workdir:
+  if weights:
+    _one_network(workdir, weights, 'inspect')
+    state, step, config, info, _ = _from_weights(weights, config)
+    params = state.params
+  elif workdir:
     state, step, config, info, _ = evaluation.restore_state(config, workdir,
                                                            step)
     params = state.params
@@ -54,7 +93,9 @@ def inspect_model(config, workdir=None, step=None, as_json=False) -> dict:
   metadata = {'model': config.model, 'dataset': config.dataset,
               'dilation': config.dilation,
               **model_summary.inference_spec(config, info)}
-  if workdir:
+  if weights:
+    metadata.update(released_weight=weights, checkpoint_step=int(step))
+  elif workdir:
     metadata.update(checkpoint=workdir, checkpoint_step=int(step))
   summary = model_summary.summarize(steps.create_model(config, info),
                                     info.image_shape,
@@ -76,12 +117,17 @@ def inspect_model(config, workdir=None, step=None, as_json=False) -> dict:
   return summary
 
 
-def export_model(config, workdir, step=None) -> dict:
+def export_model(config, workdir, step=None, weights=None) -> dict:
+  """Exports WORKDIR's checkpoint, or a released weight into WORKDIR/export/
+  (verified on the test split of the weight's dataset, read where the
+  config's data_dir says)."""
   if jax.process_count() > 1:
     raise FlaxdilError('--mode=export runs in one process; start it without '
                        '--coordinator_address/--num_processes/--process_id.')
   from flaxdil.export import artifacts  # ONNX and its runtime: only here.
-  report = artifacts.export(config, _require_workdir(workdir, 'export'), step)
+  workdir = _require_workdir(workdir, 'export')
+  restored = _from_weights(weights, config) if weights else None
+  report = artifacts.export(config, workdir, step, restored=restored)
   print(f'Exported checkpoint {report["checkpoint"]["step"]} to '
         f'{workdir}/export/, verified on {report["num_examples"]} '
         f'{report["test_split"]} examples (checkpoint accuracy '
@@ -95,3 +141,28 @@ def export_model(config, workdir, step=None) -> dict:
           f'{a["max_abs_logit_difference"]:.2e}  batch-1 {latency:.3f} ms  '
           f'{a["images_per_sec_batch64"]:.0f} img/s at batch 64')
   return report
+
+
+def predict(config, workdir=None, weights=None, inputs=(), split=None,
+            output=None, backend='jax', top_k=5, step=None,
+            batch_size=64) -> dict:
+  """Classifies image files (inputs: files, folders, globs) or a split with
+  a workdir's checkpoint or a released weight (flaxdil.predict)."""
+  from flaxdil import predict as predicting
+  from flaxdil.predict import backends
+  _one_network(workdir, weights, 'predict')
+  if weights:
+    source = backends.from_weights(_load_weights(weights, config))
+  else:
+    source = backends.from_workdir(config, workdir, step)
+  summary = predicting.run(source, list(inputs), split, output, backend,
+                           top_k, batch_size)
+  accuracy = (f', top-1 accuracy {summary["accuracy"]:.4f} against the '
+              'labels' if 'accuracy' in summary else '')
+  print(f'Classified {summary["inputs"] - summary["failed"]} of '
+        f'{summary["inputs"]} inputs with {source.description} '
+        f'({backend}) in {summary["seconds"]:.1f} s, '
+        f'{summary["inputs_per_sec"]:.0f}/s{accuracy}'
+        + (f'; written to {output}' if output else '') + '.',
+        file=sys.stderr, flush=True)
+  return summary

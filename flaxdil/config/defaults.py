@@ -216,6 +216,21 @@ FIELDS = {
     # of each image and its horizontal mirror.
     'test_time_flip': Field(False, _is_bool, 'True or False', FIXED),
 
+    # --- Fine-tuning (flaxdil.training.init_from).
+    # Starts a new run from another run's weights: a training workdir (its
+    # best checkpoint), WORKDIR@STEP, or a released weight's name or file
+    # (flaxdil.pretrained). Parameters of matching path and shape are
+    # loaded, the classifier is re-initialised where its shape differs (a
+    # dataset of other classes); '' trains from scratch. A resume restores
+    # its own checkpoint and never reads this again.
+    'init_from': Field('', lambda v: isinstance(v, str),
+                       "'' (from scratch), a workdir, WORKDIR@STEP or a "
+                       'released weight (flaxdil.pretrained.list())', FIXED),
+    # With init_from: train only the classifier; every other parameter
+    # keeps the loaded values (BatchNorm statistics still follow the new
+    # data, as a linear probe on the network's features).
+    'freeze_backbone': Field(False, _is_bool, 'True or False', FIXED),
+
     # --- Bookkeeping.
     'log_every_steps': Field(50, lambda v: _is_int(v) and v >= 1,
                              'an integer >= 1', FREE),
@@ -269,4 +284,22 @@ def get_config() -> ml_collections.ConfigDict:
   for name, field in FIELDS.items():
     config[name] = (ml_collections.config_dict.placeholder(field.type)
                     if field.default is None else field.default)
+  return config
+
+
+def from_record(record: dict) -> ml_collections.ConfigDict:
+  """The config a recorded one (a workdir's config.json, a weight file's)
+  describes: every field at its default, then the record's values. A
+  field the record lacks did not exist when it was written, and its
+  default is what that run did; one this flaxdil does not know is refused."""
+  from flaxdil.errors import ConfigError
+  unknown = sorted(set(record) - set(FIELDS))
+  if unknown:
+    raise ConfigError(
+        f'the recorded config has fields this flaxdil does not know '
+        f'({", ".join(unknown)}); it was written by a newer version. Fix: '
+        'upgrade flaxdil.')
+  config = get_config()
+  for name, value in record.items():
+    config[name] = tuple(value) if isinstance(value, list) else value
   return config

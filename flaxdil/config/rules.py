@@ -43,6 +43,12 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f'config.num_epochs={config.num_epochs!r} with '
                       'num_train_steps=-1 trains nothing: set num_epochs > 0 '
                       'or num_train_steps >= 1.')
+  if config.freeze_backbone and not config.init_from:
+    raise ConfigError(
+        'config.freeze_backbone=True freezes the weights config.init_from '
+        'loads, but init_from is empty: nothing would train but the '
+        "classifier on random features. Fix: set --config.init_from (a "
+        "workdir or a released weight), or freeze_backbone=False.")
   if config.stream_prefetch < config.stream_threads:
     raise ConfigError(
         f'config.stream_prefetch={config.stream_prefetch} is smaller than '

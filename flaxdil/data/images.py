@@ -65,3 +65,30 @@ def centre_crop(image: np.ndarray, size: int,
   image = _resized(image, h, w)
   top, left = (h - size) // 2, (w - size) // 2
   return image[top:top + size, left:left + size]
+
+
+def to_network_input(image: Image.Image, shape: tuple[int, int, int],
+                     varying_size: bool) -> np.ndarray:
+  """Any image file's pixels → the uint8 [H, W, C] a network of input
+  `shape` evaluates, for classifying one's own images (flaxdil.predict).
+
+  The camera's orientation (EXIF) is applied, then the mode converted (RGB
+  for 3 channels, grey for 1; alpha is dropped, palettes expanded). An
+  image already of the network's size is used as it is, as evaluation
+  uses its images. Any other is brought to it as evaluation brings its
+  images: for a dataset of varying image size (ImageNet's kind) the
+  shorter side resized to size / 0.875 and the centre cropped (centre_crop);
+  for a dataset of one size (CIFAR-10's 32×32, whose images are whole
+  scenes) the shorter side resized to the size and the centre cropped, so
+  nothing of a square image is lost.
+  """
+  from PIL import ImageOps
+  image = ImageOps.exif_transpose(image)
+  height, width, channels = shape
+  pixels = np.asarray(image.convert('RGB' if channels == 3 else 'L'))
+  if pixels.ndim == 2:
+    pixels = pixels[..., None]
+  if pixels.shape[:2] == (height, width):
+    return pixels
+  return centre_crop(pixels, height,
+                     fraction=_CENTRE if varying_size else 1.0)

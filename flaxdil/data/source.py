@@ -189,6 +189,12 @@ def dataset_info(config: ml_collections.ConfigDict) -> DatasetInfo:
                      varying_size=varying)
 
 
+def class_names(config: ml_collections.ConfigDict) -> list[str]:
+  """The names of config.dataset's classes, by label (the builder's
+  metadata; for Tiny ImageNet its WordNet ids)."""
+  return list(_builder(config, prepared=False).info.features['label'].names)
+
+
 def split_sizes(config: ml_collections.ConfigDict,
                 splits: dict[str, str]) -> dict[str, int]:
   """{name: number of examples} of each split, given as {name: split}: the

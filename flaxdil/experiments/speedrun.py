@@ -39,7 +39,7 @@ def compile_cache() -> str:
   return f'{directory} ({"warm" if held else "cold"} at the start)'
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
   here = os.path.dirname(os.path.abspath(__file__))
   try:
     return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=here,
@@ -127,7 +127,7 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
   if target is not None and not 0 < target <= 1:
     raise FlaxdilError(f'--target={target} is not a test accuracy in (0, 1]. '
                        'Fix: give a fraction, e.g. --target=0.8425.')
-  cache, commit = compile_cache(), _git_commit()  # What the seeds run.
+  cache, commit = compile_cache(), git_commit()  # What the seeds run.
   print(f'{timing.cpu_description()}; compile cache: {cache}', flush=True)
   results = []
   for seed in seeds:

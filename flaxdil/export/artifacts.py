@@ -80,14 +80,16 @@ def _verify(logits, labels, reference) -> dict:
 
 
 def export(config: ml_collections.ConfigDict, workdir: str,
-           step: int | None = None, latency_calls: int = 200) -> dict:
+           step: int | None = None, latency_calls: int = 200,
+           restored: evaluation.Restored | None = None) -> dict:
   """Writes WORKDIR/export/ (replacing an older one only once the new one
-  is complete) and returns its report."""
+  is complete) and returns its report. restored: the network to export
+  (a released weight's), instead of workdir's checkpoint."""
   _require_exporters()
   from jax import export as jax_export
   import onnx
-  state, step, config, info, _ = evaluation.restore_state(config, workdir,
-                                                         step)
+  state, step, config, info, _ = restored or evaluation.restore_state(
+      config, workdir, step)
   if info.varying_size:
     raise FlaxdilError(
         f'--mode=export verifies every artifact on the whole test split held '
@@ -109,6 +111,8 @@ def export(config: ml_collections.ConfigDict, workdir: str,
 
   final = os.path.join(workdir, 'export')
   try:
+    if restored:  # A released weight's export goes to a new directory.
+      os.makedirs(workdir, exist_ok=True)
     work = tempfile.mkdtemp(prefix='.export-tmp-', dir=workdir)
   except OSError as e:
     raise FlaxdilError(f'cannot write to {workdir!r} ({e.strerror}). Fix: '

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from flaxdil.models import baselines, dilation, layers
-from flaxdil.models.dilated import DilatedNet
+from flaxdil.models.dilated import DilatedBackbone, DilatedNet
 
 MODELS = ('dilated_net',) + tuple(baselines.BASELINES)
 STEMS = baselines.STEMS
@@ -77,3 +77,16 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int,
                     strides=tuple(config.strides),
                     dilations=dilation.per_block(config.dilation, len(widths)),
                     layers=bound)
+
+
+def create_backbone(config: ml_collections.ConfigDict,
+                    input_size: int | None = None) -> DilatedBackbone:
+  """The paper's network without its head (DilatedBackbone), for another
+  Flax module to call; its BatchNorm averages over no pmap axis."""
+  if config.model != 'dilated_net':
+    from flaxdil.errors import ConfigError
+    raise ConfigError(f'a backbone is built for dilated_net, not '
+                      f'{config.model!r}.')
+  model = create_model(config, 1, input_size=input_size)
+  return DilatedBackbone(widths=model.widths, strides=model.strides,
+                         dilations=model.dilations, layers=model.layers)

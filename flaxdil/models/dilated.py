@@ -12,7 +12,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from flaxdil.models.layers import Layers, ReLU, classifier_head
+from flaxdil.models.layers import GlobalAvgPool, Layers, ReLU, classifier_head
 
 
 class JointModule(nn.Module):
@@ -45,6 +45,22 @@ class BasicStructure(nn.Module):
     return ReLU(name='relu')(x)
 
 
+def _basic_structures(module: nn.Module, images: jax.Array, train: bool
+                      ) -> dict[str, jax.Array]:
+  """The network's input and its basic structures, as submodules of
+  `module` (call inside a compact method): {'block1' … 'blockN'}, each
+  block's output. DilatedNet and DilatedBackbone share them, and so their
+  parameters' names."""
+  x = module.layers.network_input(images)
+  features = {}
+  for i, (width, stride, dilation) in enumerate(
+      zip(module.widths, module.strides, module.dilations)):
+    x = BasicStructure(width, dilation, stride, module.layers,
+                       name=f'block{i + 1}')(x, train=train)
+    features[f'block{i + 1}'] = x
+  return features
+
+
 class DilatedNet(nn.Module):
   """Basic structures, global average pooling, one Dense layer.
 
@@ -65,9 +81,30 @@ class DilatedNet(nn.Module):
 
   @nn.compact
   def __call__(self, images: jax.Array, *, train: bool) -> jax.Array:
-    x = self.layers.network_input(images)
-    for i, (width, stride, dilation) in enumerate(
-        zip(self.widths, self.strides, self.dilations)):
-      x = BasicStructure(width, dilation, stride, self.layers,
-                         name=f'block{i + 1}')(x, train=train)
-    return classifier_head(self.layers, x, self.num_classes)
+    features = _basic_structures(self, images, train)
+    return classifier_head(self.layers, features[f'block{len(features)}'],
+                           self.num_classes)
+
+
+class DilatedBackbone(nn.Module):
+  """The network without its head, for another Flax module to call: the
+  features after each basic structure and after global average pooling.
+
+  Its parameters are DilatedNet's without 'classifier', under the same
+  names, so a trained network's variables load as they are
+  (flaxdil.pretrained.Pretrained.backbone). Takes normalised images, as
+  DilatedNet does; returns {'block1' … 'block9': [B, H, W, C], 'pooled':
+  [B, C]}.
+  """
+  widths: Sequence[int]
+  strides: Sequence[int]
+  dilations: Sequence[int]
+  layers: Layers
+
+  @nn.compact
+  def __call__(self, images: jax.Array, *, train: bool = False
+               ) -> dict[str, jax.Array]:
+    features = _basic_structures(self, images, train)
+    features['pooled'] = GlobalAvgPool(name='pool')(
+        features[f'block{len(features)}'])
+    return features

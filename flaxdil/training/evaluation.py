@@ -15,7 +15,6 @@ from typing import NamedTuple
 import jax
 import ml_collections
 import numpy as np
-import optax
 
 from flaxdil.config import rules
 from flaxdil.data.source import DatasetInfo
@@ -77,7 +76,10 @@ def restore_checkpoint(config: ml_collections.ConfigDict, info: DatasetInfo,
   store = checkpoints.CheckpointStore(workdir, create=False)
   try:
     if step is None:
-      step = store.best_step()
+      # Without a hold-out nothing was validated: the final weights are
+      # the run's result (loop.summarize tests them).
+      step = (store.best_step() if config.validation_size
+              else store.latest_step())
     if step is None and store.latest_step() is not None:
       # A run stopped before its first validation: its latest weights.
       step = store.latest_step()
@@ -101,9 +103,7 @@ def restore_checkpoint(config: ml_collections.ConfigDict, info: DatasetInfo,
     variables = variables.get('ema', variables)
   finally:
     store.close()
-  state = steps.TrainState.create(apply_fn=model.apply, tx=optax.identity(),
-                                  **variables)
-  return state, step
+  return steps.inference_state(model, variables), step
 
 
 def evaluate_state(pipeline: inputs.Pipeline, eval_step, state, step: int,
@@ -144,6 +144,15 @@ def restore_state(config: ml_collections.ConfigDict, workdir: str,
   record.check_identity(config, workdir)
   state, step = restore_checkpoint(config, info, workdir, step)
   return Restored(state, step, config, info, devices)
+
+
+def from_weights(weights) -> Restored:
+  """A released weight (flaxdil.pretrained.Pretrained) as a restored
+  checkpoint: its network, variables and config."""
+  state = steps.inference_state(
+      steps.create_model(weights.config, weights.info), weights.variables)
+  return Restored(state, weights.provenance.get('step', 0), weights.config,
+                  weights.info, Devices.of())
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,

@@ -58,14 +58,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   FlaxdilError on bad input (before the workdir is touched).
   """
   # Everything that can refuse the run, before the workdir is created: the
-  # config, its devices and dataset, the workdir's record and lock (at once,
-  # without the data), then the splits (which may need the data prepared).
+  # config, its devices and dataset, the workdir's record, the weights it
+  # starts from, its lock (at once, without the data), then the splits.
   config = record.with_recorded_data_location(config, workdir)
   devices = Devices.of(device_list)
   info = rules.check_run(config, devices.all)
   lock.check_path(workdir)
   changes = record.check_resume(config, workdir)
-  # (Each process agrees on the lock once: here, or after reading the data.)
+  seed = setup.init_seed(config, info, workdir)  # config.init_from
   held = lock.lock_for_run(workdir) if os.path.isdir(workdir) else None
   try:
     sizes = rules.check_splits(config, rules.training_splits(config))
@@ -75,8 +75,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     print(f'Input pipeline: {pipeline.name} ({pipeline.reason}).', flush=True)
     # Before the workdir is touched: decoding is the slow part of set-up.
     pipeline.load_training()
-    held = held or lock.lock_for_run(workdir)
-    run = setup.start(config, info, devices, pipeline, workdir, changes)
+    held = held or lock.lock_for_run(workdir)  # Agreed once by all processes.
+    run = setup.start(config, info, devices, pipeline, workdir, changes, seed)
     return summarize(run, train(run))
   except OSError as e:
     if files.is_disk_full(e):  # Writing metrics or results.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 import jax
 import ml_collections
@@ -17,7 +18,7 @@ from flaxdil.config import budget as budgets
 from flaxdil.data import batches
 from flaxdil.data.source import DatasetInfo
 from flaxdil.errors import WorkdirError
-from flaxdil.training import evaluation, inputs, steps
+from flaxdil.training import evaluation, init_from, inputs, steps
 from flaxdil.training.devices import Devices
 from flaxdil.workdir import checkpoints, record
 
@@ -64,14 +65,31 @@ def pmapped_train_steps(config: ml_collections.ConfigDict, info: DatasetInfo,
                   donate_argnums=(0,))
 
 
+def init_seed(config: ml_collections.ConfigDict, info: DatasetInfo,
+              workdir: str) -> init_from.Seed | None:
+  """config.init_from, loaded and checked against config's network, for a
+  run that starts (not one that resumes: its checkpoint holds its weights).
+  """
+  saved = os.path.join(workdir, 'checkpoints')
+  if not config.init_from or (os.path.isdir(saved) and any(
+      name.isdigit() for name in os.listdir(saved))):
+    return None
+  seed = init_from.prepare(config, steps.create_model(config, info),
+                           info.image_shape)
+  print(init_from.describe(seed), flush=True)
+  return seed
+
+
 def start(config: ml_collections.ConfigDict, info: DatasetInfo,
           devices: Devices, pipeline: inputs.Pipeline, workdir: str,
-          changes: dict) -> Run:
+          changes: dict, seed: init_from.Seed | None = None) -> Run:
   """The run in the locked workdir, its training data loaded.
 
   Args:
     changes: what this session changes of the recorded config
       (flaxdil.workdir.record.check_resume).
+    seed: the weights a new run starts from (init_seed); ignored where the
+      workdir holds a checkpoint to resume.
   """
   steps_of = budgets.budget(config, batches.steps_per_epoch(
       pipeline.num_train, config.batch_size))
@@ -84,6 +102,9 @@ def start(config: ml_collections.ConfigDict, info: DatasetInfo,
   state = steps.create_train_state(config, model, keys.init,
                                    info.image_shape, schedule)
   restored, latest = store.restore_latest_intact(state)
+  if restored is None and config.init_from:
+    # A start, or a run whose every checkpoint was damaged: seeded again.
+    state = init_from.apply(state, seed or init_seed(config, info, workdir))
   if restored is not None:
     state = restored
     print(f'Resumed from {store.directory} at step {latest}.', flush=True)

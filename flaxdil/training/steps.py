@@ -81,13 +81,33 @@ def create_model(config: ml_collections.ConfigDict, info: DatasetInfo):
 def create_optimizer(config: ml_collections.ConfigDict,
                      learning_rate_fn: optax.Schedule
                      ) -> optax.GradientTransformation:
-  """Adam; with weight decay, AdamW decaying only kernels (not BN or biases)."""
+  """Adam; with weight decay, AdamW decaying only kernels (not BN or
+  biases); with config.freeze_backbone, updates for the classifier only."""
   if config.weight_decay:
     decay_mask = lambda params: jax.tree_util.tree_map_with_path(
         lambda path, _: path[-1].key == 'kernel', params)
-    return optax.adamw(learning_rate_fn, weight_decay=config.weight_decay,
-                       mask=decay_mask)
-  return optax.adam(learning_rate_fn)
+    tx = optax.adamw(learning_rate_fn, weight_decay=config.weight_decay,
+                     mask=decay_mask)
+  else:
+    tx = optax.adam(learning_rate_fn)
+  if config.freeze_backbone:
+    tx = optax.multi_transform({'train': tx, 'freeze': optax.set_to_zero()},
+                               _head_only)
+  return tx
+
+
+# The top-level module every network's logits come from
+# (flaxdil.models.layers.classifier_head): what a frozen backbone trains,
+# and what fine-tuning may re-initialise (flaxdil.training.init_from).
+HEAD = 'classifier'
+
+
+def _head_only(params) -> dict:
+  """optax.multi_transform's labels: 'train' for the classifier's
+  parameters, 'freeze' for every other."""
+  return {name: jax.tree_util.tree_map(
+      lambda _: 'train' if name == HEAD else 'freeze', tree)
+          for name, tree in params.items()}
 
 
 def create_train_state(config: ml_collections.ConfigDict, model, rng,
@@ -106,6 +126,13 @@ def create_train_state(config: ml_collections.ConfigDict, model, rng,
                              ema=ema)
 
   return init(rng)
+
+
+def inference_state(model, variables: dict) -> TrainState:
+  """A state without optimizer holding `variables` ({'params',
+  'batch_stats'}): what evaluation, export and predict take."""
+  return TrainState.create(apply_fn=model.apply, tx=optax.identity(),
+                           **variables)
 
 
 def abstract_train_state(config: ml_collections.ConfigDict, model,
