@@ -69,6 +69,57 @@ def test_sweep_trains_each_run_then_skips_finished_ones(tiny_sweep, tmp_path, ca
 
 
 @pytest.mark.slow
+def test_a_shard_takes_its_own_runs_first_then_any_left():
+  assert sweep.parse_shard(None) == (0, 1)
+  assert sweep.parse_shard('1/3') == (1, 3)
+  for bad in ('3/3', '-1/2', 'a/b', '2'):
+    with pytest.raises(ConfigError, match='must be I/M'):
+      sweep.parse_shard(bad)
+  assert sweep.shard_order(5, (1, 2)) == [1, 3, 0, 2, 4]
+  assert sweep.shard_order(5, (0, 1)) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_a_run_held_elsewhere_is_skipped_then_taken_by_the_next_shard(
+    tiny_sweep, tmp_path, capsys):
+  """Shards on shared storage: a run another live process holds is not
+  started twice; once that process is gone, the next shard resumes it."""
+  from flaxdil.workdir.lock import WorkdirLock
+  root = str(tmp_path / 'sweep')
+  held = os.path.join(root, 'delta0')
+  os.makedirs(held)
+  with WorkdirLock(held):  # As a shard elsewhere holds it while it trains.
+    sweep.run_sweep('tiny', root, CONFIGS, 'num_train_steps=2',
+                    shard=(1, 2))
+  out = capsys.readouterr().out
+  assert 'delta0: running elsewhere, skipped' in out
+  assert os.path.exists(os.path.join(root, 'delta1', 'summary.json'))
+  assert not os.path.exists(os.path.join(held, 'summary.json'))
+  # Its shard died (the lock went with it): the next shard takes it over.
+  sweep.run_sweep('tiny', root, CONFIGS, 'num_train_steps=2', shard=(1, 2))
+  out = capsys.readouterr().out
+  assert 'delta1: finished earlier, skipped' in out
+  assert os.path.exists(os.path.join(held, 'summary.json'))
+
+
+@pytest.mark.slow
+def test_parallel_shards_each_run_on_their_own_cores(tmp_path):
+  cores = sorted(os.sched_getaffinity(0))
+  count = min(2, len(cores))
+  code = ('import os, sys; from flaxdil.experiments import sweep; '
+          'sweep.pin_to_given_cores(); '
+          'print(sys.argv[1], sorted(os.sched_getaffinity(0)))')
+  assert sweep.parallel(['-c', code], count, str(tmp_path)) == [0] * count
+  pinned = []
+  for k in range(count):
+    shard, mine = open(tmp_path / f'shard-{k}.log').read().split(' ', 1)
+    assert shard == f'--shard={k}/{count}'
+    pinned.append(json.loads(mine))
+  assert sorted(sum(pinned, [])) == cores  # Each core once, none shared.
+  with pytest.raises(ConfigError, match='--parallel'):
+    sweep.parallel(['-c', 'pass'], len(cores) + 1, str(tmp_path))
+
+
 def test_budget_is_measured_once_and_kept(tiny_sweep, tmp_path):
   root = str(tmp_path / 'sweep')
   sweep.run_sweep('tiny', root, CONFIGS, '', budget_minutes=0.02, only=['delta1'])

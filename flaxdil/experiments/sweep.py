@@ -11,6 +11,15 @@ ROOT/NAME-seedK, all runs at seed 0 first, then seed 1, ...: a sweep stopped
 early has complete rows. bin/report.py groups the runs that differ only in
 seed (mean, spread, paired differences).
 
+Shards (--shard=I/M) spread a sweep over processes or machines that share
+ROOT (a SLURM job array, say): shard I first trains the runs whose index
+is I modulo M, then any other that is neither finished nor running (its
+workdir's lock is held by a live process: the kernel releases it when a
+process dies, however it dies). So no run is started twice, and a run
+whose shard died is resumed by the next shard that reaches it. On one
+machine, `parallel` starts M shards at once, each pinned to its own cores
+(XLA:CPU sizes its thread pool by the cores a process may use).
+
 A time budget (minutes per run) is turned into a number of steps once, from
 the train step's measured speed on this machine, before the run starts; the
 step count is then part of the run's config.json, so a resumed run keeps it.
@@ -20,6 +29,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 
 import ml_collections
 
@@ -81,12 +92,38 @@ def _measured_steps(config: ml_collections.ConfigDict,
           'num_train_steps': max(steps, 1)}
 
 
+def parse_shard(text: str | None) -> tuple[int, int]:
+  """'I/M' → (I, M), checked; None → (0, 1): the whole sweep."""
+  if not text:
+    return 0, 1
+  try:
+    index, count = (int(part) for part in text.split('/'))
+  except ValueError:
+    index, count = -1, 0
+  if not 0 <= index < count:
+    raise ConfigError(f'--shard={text!r} must be I/M with 0 <= I < M, e.g. '
+                      '--shard=0/4 (SLURM: --shard=$SLURM_ARRAY_TASK_ID/'
+                      '$SLURM_ARRAY_TASK_COUNT).')
+  return index, count
+
+
+def shard_order(count: int, shard: tuple[int, int]) -> list[int]:
+  """The order in which a shard tries a sweep's `count` runs: its own
+  (index ≡ I mod M), then every other, starting after its own, so that
+  idle shards take over the runs of shards that are gone."""
+  index, shards = shard
+  own = [i for i in range(count) if i % shards == index]
+  return own + [i for i in range(count) if i % shards != index]
+
+
 def run_sweep(name: str, root: str, configs_dir: str, overrides: str = '',
               budget_minutes: float | None = None, only=None,
-              seeds: int | None = None) -> list[str]:
+              seeds: int | None = None,
+              shard: tuple[int, int] = (0, 1)) -> list[str]:
   """Trains every run of sweep `name` under root, its configs read from
   configs_dir (the checkout's configs/), at seeds 0..seeds-1 if given;
-  returns their workdirs."""
+  with a shard (I, M), its own runs first, then any other left (module
+  doc); returns their workdirs."""
   if name not in SWEEPS:
     raise ConfigError(f'unknown sweep {name!r}; known: {", ".join(SWEEPS)}.')
   runs = [r for r in SWEEPS[name] if not only or r.name in only]
@@ -105,7 +142,9 @@ def run_sweep(name: str, root: str, configs_dir: str, overrides: str = '',
   workdirs = [os.path.join(root, run.name) for run in runs]
   _check_every_run(name, runs, configs, workdirs)
   from flaxdil.training import loop  # Imports JAX.
-  for run, config, workdir in zip(runs, configs, workdirs):
+  from flaxdil.workdir.lock import WorkdirInUse
+  for i in shard_order(len(runs), shard):
+    run, config, workdir = runs[i], configs[i], workdirs[i]
     if os.path.exists(os.path.join(workdir, 'summary.json')):
       print(f'[{name}] {run.name}: finished earlier, skipped.', flush=True)
       continue
@@ -113,8 +152,45 @@ def run_sweep(name: str, root: str, configs_dir: str, overrides: str = '',
       config = _apply_budget(config, workdir, budget_minutes)
     print(f'[{name}] {run.name}: configs/{run.config}.py'
           f'{":" + run.arg if run.arg else ""} in {workdir}', flush=True)
-    loop.train_and_evaluate(config, workdir)
+    try:
+      loop.train_and_evaluate(config, workdir)
+    except WorkdirInUse:
+      print(f'[{name}] {run.name}: running elsewhere, skipped.', flush=True)
   return workdirs
+
+
+# The cores a shard started by `parallel` is pinned to, which it applies to
+# itself before it imports JAX (pin_to_given_cores), so that XLA sizes its
+# thread pool to them.
+CORES = 'FLAXDIL_SWEEP_CORES'
+
+
+def pin_to_given_cores() -> None:
+  cores = os.environ.get(CORES)
+  if cores:
+    os.sched_setaffinity(0, {int(c) for c in cores.split(',')})
+
+
+def parallel(argv: list[str], count: int, log_dir: str) -> list[int]:
+  """Runs bin/sweep.py's command `argv` (without --parallel) as `count`
+  shards at once on this machine, shard k pinned to the k-th of `count`
+  equal slices of the cores, its output in LOG_DIR/shard-k.log; returns
+  their exit codes."""
+  cores = sorted(os.sched_getaffinity(0))
+  if not 1 <= count <= len(cores):
+    raise ConfigError(f'--parallel={count}: this machine lets the sweep use '
+                      f'{len(cores)} cores; give 1 to {len(cores)}.')
+  os.makedirs(log_dir, exist_ok=True)
+  children = []
+  for k in range(count):
+    mine = set(cores[k * len(cores) // count:(k + 1) * len(cores) // count])
+    log = open(os.path.join(log_dir, f'shard-{k}.log'), 'a')
+    children.append(subprocess.Popen(
+        [sys.executable, *argv, f'--shard={k}/{count}'], stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, **{CORES: ','.join(map(str, sorted(mine)))})))
+    log.close()
+  return [child.wait() for child in children]
 
 
 def _check_every_run(name: str, runs, configs, workdirs) -> None:

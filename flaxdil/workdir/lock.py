@@ -25,6 +25,10 @@ from flaxdil.errors import WorkdirError
 LOCK_NAME = '.lock'
 
 
+class WorkdirInUse(WorkdirError):
+  """Another live run holds the workdir's lock."""
+
+
 class WorkdirLock:
   """Held from `acquire` until `release` (or the process's end)."""
 
@@ -40,7 +44,7 @@ class WorkdirLock:
     except BlockingIOError:
       holder = _read_holder(fd)
       os.close(fd)
-      raise WorkdirError(
+      raise WorkdirInUse(
           f'workdir {os.path.dirname(self.path)!r} is in use by another run '
           f'({holder}). Fix: wait for it to finish or stop it, or use another '
           '--workdir.') from None
