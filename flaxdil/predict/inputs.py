@@ -73,7 +73,9 @@ def _read(path: str, shape, varying_size: bool) -> Item:
       return Item(path, to_network_input(image, shape, varying_size))
   except UnidentifiedImageError:
     return Item(path, None, 'not an image Pillow can read')
-  except (OSError, ValueError, SyntaxError) as e:  # Truncated, corrupt.
+  except Exception as e:  # noqa: BLE001  One bad file must not stop the rest:
+    # Pillow's decoders raise OSError for truncated data, but also
+    # SyntaxError, ValueError, struct.error or DecompressionBombError.
     return Item(path, None, f'{type(e).__name__}: {e}')
 
 
