@@ -23,6 +23,7 @@ def test_the_readme_notebook_example_runs(tmp_path, mock_cifar, monkeypatch):
   assert namespace['summary']['final_step'] == 20
   assert namespace['step'] == namespace['summary']['best_step']
   assert namespace['state'].params['classifier']['kernel'].shape == (16, 10)
+  assert namespace['weights'].class_names[0] == 'airplane'
 
 
 def test_the_backbone_example_in_deploy_md_runs():

@@ -154,3 +154,28 @@ def test_the_backends_agree_on_the_test_split(shared_tfds_dir):
   # int8 changes a few decisions.
   assert np.mean(top1['onnx'] == top1['jax']) >= 0.99
   assert np.mean(top1['int8'] == top1['jax']) >= 0.95
+
+
+@pytest.mark.slow
+def test_predict_from_a_workdir_and_its_own_export_only(tiny_config,
+                                                        tmp_path, mock_cifar,
+                                                        photos):
+  from flaxdil.cli import modes
+  from flaxdil.training import loop
+  workdir = str(tmp_path / 'run')
+  loop.train_and_evaluate(tiny_config, workdir)
+  summary = modes.predict(tiny_config, workdir=workdir, split='test',
+                          output=str(tmp_path / 'p.csv'), top_k=2)
+  written = json.load(open(os.path.join(workdir, 'eval_test.json')))
+  # The split's accuracy is evaluation's, from the same checkpoint.
+  assert summary['inputs'] == 150
+  assert summary['accuracy'] == pytest.approx(written['accuracy'])
+  summary = modes.predict(tiny_config, workdir=workdir,
+                          inputs=[str(photos / 'a.png')], output=os.devnull)
+  assert summary['failed'] == 0
+  with pytest.raises(FlaxdilError, match='no int8 export of that checkpoint'):
+    modes.predict(tiny_config, workdir=workdir, inputs=[str(photos)],
+                  backend='int8')
+  with pytest.raises(FlaxdilError, match='one of the two'):
+    modes.predict(tiny_config, workdir=workdir, weights=_WEIGHT,
+                  inputs=[str(photos)])

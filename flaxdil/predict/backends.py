@@ -45,12 +45,17 @@ def from_workdir(config: ml_collections.ConfigDict, workdir: str,
                  step: int | None = None) -> Source:
   from flaxdil.data import source
   from flaxdil.training import evaluation
+  from flaxdil.workdir import files
   restored = evaluation.restore_state(config, workdir, step)
-  int8 = os.path.join(workdir, 'export', 'model_int8.onnx')
+  # The int8 export counts only where it is of the checkpoint restored.
+  report = files.read_json(os.path.join(workdir, 'export', 'report.json'),
+                           'the export\'s report', fix='export again')
+  exported = report and report['checkpoint']['step'] == restored.step
   return Source(f'{workdir}, checkpoint of step {restored.step}',
                 restored.state, restored.config, restored.info,
                 source.class_names(restored.config),
-                int8 if os.path.exists(int8) else None)
+                os.path.join(workdir, 'export', 'model_int8.onnx')
+                if exported else None)
 
 
 def _onnx_session(model_bytes_or_path, threads: int | None):
@@ -100,9 +105,9 @@ def logits_function(source: Source, backend: str,
   elif backend == 'int8':
     if source.int8_path is None:
       raise FlaxdilError(
-          f'{source.description} has no int8 export. Fix: run --mode=export '
-          'on the workdir first (it writes WORKDIR/export/model_int8.onnx), '
-          'or use --backend=jax or onnx.')
+          f'{source.description} has no int8 export of that checkpoint. '
+          'Fix: run --mode=export on the workdir (with the same '
+          '--checkpoint_step) first, or use --backend=jax or onnx.')
     session = _onnx_session(source.int8_path, threads)
   else:
     raise FlaxdilError(f'--backend={backend!r} is not one of '
