@@ -141,18 +141,20 @@ def test_the_shipped_weights_are_intact_small_and_carded():
 
 @pytest.mark.slow
 def test_a_shipped_weight_scores_what_its_card_says(shared_tfds_dir):
-  """The stored file's accuracy on the whole test split, recomputed (to
-  10 images of 10,000: XLA's last bits differ between CPUs)."""
+  """The stored file's accuracy on 2,000 of the 10,000 test images the card
+  measured it on: within 3 points (three standard errors of a 2,000-image
+  sample; the whole split takes 20 s more, bin/release.py measures it)."""
   from flaxdil.experiments import release
   from flaxdil.training import evaluation
   name = 'dilated_net_d0_fast'
   weights = pretrained.load(name)
   config = weights.config
   config.data_dir = shared_tfds_dir
+  config.test_split = 'test[:2000]'
   accuracy = release._accuracy(evaluation.from_weights(weights).state,
                               weights.info, config)
   assert accuracy == pytest.approx(pretrained.index()[name]['test_accuracy'],
-                                   abs=1e-3)
+                                   abs=0.03)
 
 
 @pytest.mark.slow
