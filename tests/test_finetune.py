@@ -19,8 +19,9 @@ from flaxdil.training import evaluation, init_from, loop
 
 def _variables(config, num_classes):
   model = models.create_model(config, num_classes)
-  return jax.tree_util.tree_map(np.asarray, model.init(
-      jax.random.key(num_classes), jnp.zeros((1, 32, 32, 3)), train=False))
+  init = jax.jit(lambda key: model.init(key, jnp.zeros((1, 32, 32, 3)),
+                                        train=False))  # One program.
+  return jax.tree_util.tree_map(np.asarray, init(jax.random.key(num_classes)))
 
 
 def test_matching_arrays_load_and_another_head_is_re_initialised():

@@ -27,8 +27,8 @@ _CLASSES = [f'class {i}' for i in range(10)]
 
 def _tiny_variables(config):
   model = models.create_model(config, 10)
-  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
-                         train=False)
+  variables = jax.jit(lambda key: model.init(  # One program.
+      key, jnp.zeros((1, 32, 32, 3)), train=False))(jax.random.key(0))
   return model, jax.tree_util.tree_map(np.asarray, variables)
 
 
