@@ -120,6 +120,7 @@ def test_parallel_shards_each_run_on_their_own_cores(tmp_path):
     sweep.parallel(['-c', 'pass'], len(cores) + 1, str(tmp_path))
 
 
+@pytest.mark.slow  # Measures the step's speed, then trains: end to end.
 def test_budget_is_measured_once_and_kept(tiny_sweep, tmp_path):
   root = str(tmp_path / 'sweep')
   sweep.run_sweep('tiny', root, CONFIGS, '', budget_minutes=0.02, only=['delta1'])
