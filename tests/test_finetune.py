@@ -27,9 +27,9 @@ def _variables(config, num_classes):
 def test_matching_arrays_load_and_another_head_is_re_initialised():
   config = load_config('tiny')
   source, fresh = _variables(config, 10), _variables(config, 20)
-  seed = init_from.merge(fresh, source, 'the source')
+  merged, seed = init_from.merge(fresh, source, 'the source')
   flat = lambda tree: dict(jax.tree_util.tree_flatten_with_path(tree)[0])
-  for path, value in flat(seed.variables).items():
+  for path, value in flat(merged).items():
     in_head = path[1].key == 'classifier'
     expected = fresh if in_head else source
     np.testing.assert_array_equal(value, flat(expected)[path])

@@ -42,6 +42,8 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Directory for checkpoints, metrics and results.')
 MODES = ('train', 'eval', 'inspect', 'export', 'predict')
+# The modes a released weight (--weights) can stand in for a workdir in.
+_WEIGHT_MODES = ('inspect', 'export', 'predict')
 _MODE = flags.DEFINE_enum('mode', 'train', MODES,
                           'train (resumes a workdir), eval (a checkpoint on a '
                           'whole split), inspect (the model, or with '
@@ -92,13 +94,12 @@ def run(argv) -> None:
   from flaxdil.errors import FlaxdilError
   config, workdir, weights = _CONFIG.value, _WORKDIR.value, _WEIGHTS.value
   with exit_on_user_error():
-    if config is None and not (weights and mode in ('inspect', 'export',
-                                                    'predict')):
+    if config is None and not (weights and mode in _WEIGHT_MODES):
       raise FlaxdilError(
           f'--mode={mode} needs --config=FILE (e.g. configs/cifar10.py)'
           + (' or --weights=NAME (flaxdil.pretrained.list())'
-             if mode in ('inspect', 'export', 'predict') else '') + '.')
-    if weights and mode in ('train', 'eval'):
+             if mode in _WEIGHT_MODES else '') + '.')
+    if weights and mode not in _WEIGHT_MODES:
       raise FlaxdilError(
           f'--weights is for inspect, export and predict; --mode={mode} '
           'reads --workdir. To start training from a released weight, set '

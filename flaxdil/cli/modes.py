@@ -25,6 +25,7 @@ from flaxdil.inspection import summary as model_summary
 from flaxdil.inspection import text as summary_text
 from flaxdil.models import baselines
 from flaxdil.training import evaluation, loop, steps
+from flaxdil.workdir import record
 
 __all__ = ['train', 'evaluate', 'inspect_model', 'export_model', 'predict']
 
@@ -58,7 +59,7 @@ def _load_weights(weights: str, config=None):
   loaded = pretrained.load(weights)
   if config is None:
     return loaded
-  location = {f: config[f] for f in ('data_dir', 'manual_dir')
+  location = {f: config[f] for f in record.DATA_LOCATION
               if config.get(f) is not None}
   return loaded._replace(config=with_fields(loaded.config, **location))
 
@@ -69,7 +70,7 @@ def _from_weights(weights: str, config=None) -> evaluation.Restored:
 
 
 def _one_network(workdir, weights, mode: str) -> None:
-  if bool(workdir) == bool(weights) and mode != 'export':
+  if bool(workdir) == bool(weights):
     raise FlaxdilError(
         f'--mode={mode} takes the network from --workdir=DIR (a training '
         'workdir, with its --config) or from --weights=NAME (a released '

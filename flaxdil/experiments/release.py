@@ -30,11 +30,11 @@ from flaxdil.workdir import files, record
 
 def _accuracy(state, info, config) -> float:
   """Top-1 on the whole test split, as --mode=eval computes it."""
+  from flaxdil.export import artifacts
   test = source.load_split(config, config.test_split)
-  predict = jax.jit(lambda images: steps.predict(
-      state, images, info=info, test_time_flip=config.test_time_flip))
-  logits = np.concatenate([np.asarray(predict(test.images[i:i + 500]))
-                           for i in range(0, len(test), 500)])
+  logits = artifacts.batched_logits(
+      jax.jit(artifacts.logits_fn(state, info, config.test_time_flip)),
+      test.images)
   return float(np.mean(np.argmax(logits, -1) == test.labels))
 
 
@@ -131,9 +131,10 @@ def release(workdir: str, name: str, speedrun_jsons: list[str],
                                 card_notes),
              'index.json': json.dumps(index, indent=1, sort_keys=True) + '\n'}
   for file_name, text in written.items():
-    path = os.path.join(out_dir, file_name)
-    files.write_text_atomic(path, text)
-    os.chmod(path, 0o644)  # Package data: readable by every user.
+    files.write_text_atomic(os.path.join(out_dir, file_name), text)
+  for file_name in (*written, entry['file']):
+    # Package data: readable by every user (atomic writes start at 0600).
+    os.chmod(os.path.join(out_dir, file_name), 0o644)
   return entry
 
 

@@ -65,7 +65,8 @@ def _median_ms(fn, calls: int) -> float:
   return 1e3 * timing.median_seconds(fn, calls)
 
 
-def _logits(predict, images, batch: int = 500) -> np.ndarray:
+def batched_logits(predict, images, batch: int = 500) -> np.ndarray:
+  """predict over images, `batch` at a time, concatenated on the host."""
   return np.concatenate([np.asarray(predict(images[i:i + batch]))
                          for i in range(0, len(images), batch)])
 
@@ -107,7 +108,7 @@ def export(config: ml_collections.ConfigDict, workdir: str,
   calibration = source.load_split(config, config.train_split).images[
       :_CALIBRATION_IMAGES]
   jitted = jax.jit(logits_fn(state, info, config.test_time_flip))
-  reference = _logits(jitted, test.images)  # What --mode=eval computes.
+  reference = batched_logits(jitted, test.images)  # What --mode=eval computes.
 
   final = os.path.join(workdir, 'export')
   try:
@@ -146,7 +147,7 @@ def export(config: ml_collections.ConfigDict, workdir: str,
              'onnx_float': 'model.onnx', 'onnx_int8': 'model_int8.onnx'}
     artifacts = {}
     for name, run in runners.items():
-      logits = reference if name == 'jax_jit' else _logits(run, test.images)
+      logits = reference if name == 'jax_jit' else batched_logits(run, test.images)
       entry = _verify(logits, test.labels, reference)
       if files[name]:
         entry['file'] = files[name]

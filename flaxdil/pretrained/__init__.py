@@ -154,8 +154,9 @@ def load(name_or_path: str, sha256: str | None = None) -> Pretrained:
   verified (see the module's doc). sha256: the file's expected checksum
   (a shipped weight's is known already)."""
   name, path = name_or_path, name_or_path
-  if name_or_path in index():
-    entry = _entry(name_or_path)
+  shipped = index()
+  if name_or_path in shipped:
+    entry = shipped[name_or_path]
     path, sha256 = os.path.join(WEIGHTS_DIR, entry['file']), entry['sha256']
   elif name_or_path.startswith(('http://', 'https://')):
     path = _download(name_or_path)

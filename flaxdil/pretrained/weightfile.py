@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 
 import jax
 import ml_collections
@@ -82,12 +81,7 @@ def write(path: str, config: ml_collections.ConfigDict, info: DatasetInfo,
       'variables_sha256': _variables_digest(stored),
   }
   data = serialization.msgpack_serialize(document)
-  temporary = f'{path}.tmp-{os.getpid()}'
-  with open(temporary, 'wb') as f:
-    f.write(data)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(temporary, path)
+  files.write_bytes_atomic(path, data)
   return hashlib.sha256(data).hexdigest()
 
 

@@ -30,10 +30,10 @@ from flaxdil.training.steps import HEAD
 
 
 class Seed(NamedTuple):
-  """What a new run starts from: the merged variables and what was done."""
+  """What a new run starts from, checked against its network."""
   source: str          # For the log and the record.
-  variables: dict      # {'params', 'batch_stats'}: the new network's tree.
-  loaded: int          # Arrays taken from the source.
+  variables: dict      # The source's {'params', 'batch_stats'}.
+  loaded: int          # Arrays the new network takes from the source.
   fresh: list[str]     # Head arrays left at their initialisation (shapes).
 
 
@@ -55,28 +55,28 @@ def _source_variables(spec: str) -> tuple[str, dict]:
     raise ConfigError(f'config.init_from={spec!r}: the step after @ must be '
                       'an integer.') from None
   from flaxdil.config import defaults
-  from flaxdil.data import source
   from flaxdil.training import evaluation, steps
   from flaxdil.workdir import record
   saved = record.read_config(workdir)
   if saved is None:
     raise ConfigError(f'config.init_from={spec!r} holds no config.json: not '
                       'a training workdir.')
-  config = defaults.from_record(saved)
-  state, step = evaluation.restore_checkpoint(
-      config, source.dataset_info(config), workdir, step)
-  return (f'{workdir} (checkpoint of step {step})',
-          jax.tree_util.tree_map(np.asarray, steps.eval_variables(state)))
+  restored = evaluation.restore_state(defaults.from_record(saved), workdir,
+                                      step)
+  return (f'{workdir} (checkpoint of step {restored.step})',
+          jax.tree_util.tree_map(np.asarray,
+                                 steps.eval_variables(restored.state)))
 
 
 def _path(keys) -> str:
   return '/'.join(str(getattr(k, 'key', k)) for k in keys)
 
 
-def merge(fresh: dict, loaded: dict, source: str) -> Seed:
+def merge(fresh: dict, loaded: dict, source: str) -> tuple[dict, Seed]:
   """`fresh` (the new network's initial variables) with every array of
-  matching path and shape taken from `loaded`; refuses any other
-  difference outside the classifier, naming the layer."""
+  matching path and shape taken from `loaded`, and the Seed that says
+  what was taken; refuses any other difference outside the classifier,
+  naming the layer."""
   flat_loaded = {
       f'{collection}/{_path(keys)}': value
       for collection in ('params', 'batch_stats')
@@ -117,7 +117,8 @@ def merge(fresh: dict, loaded: dict, source: str) -> Seed:
         f'config.init_from: {source} has layers this network lacks (first: '
         f'{unused[0]}; {len(unused)} arrays). Fix: use the config of the '
         'source network.')
-  return Seed(source, merged, len(used) - len(fresh_arrays), fresh_arrays)
+  return merged, Seed(source, loaded, len(used) - len(fresh_arrays),
+                      fresh_arrays)
 
 
 def prepare(config: ml_collections.ConfigDict, model, image_shape) -> Seed:
@@ -128,22 +129,16 @@ def prepare(config: ml_collections.ConfigDict, model, image_shape) -> Seed:
   abstract = steps.abstract_train_state(config, model, image_shape)
   shapes = {'params': abstract.params, 'batch_stats': abstract.batch_stats}
   zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes)
-  return merge(zeros, loaded, description)
+  _, seed = merge(zeros, loaded, description)
+  return seed
 
 
 def apply(state, seed: Seed):
   """The fresh train state with the seed's arrays in place (the head's
-  fresh ones taken from `state`); the EMA, where kept, starts from them."""
-  def pick(fresh, seeded, keep_fresh):
-    return fresh if keep_fresh else seeded
-  fresh_names = {entry.split(' ')[0] for entry in seed.fresh}
-  merged = {}
-  for collection in ('params', 'batch_stats'):
-    merged[collection] = jax.tree_util.tree_map_with_path(
-        lambda keys, fresh, seeded, c=collection: pick(
-            fresh, jax.numpy.asarray(seeded),
-            f'{c}/{_path(keys)}' in fresh_names),
-        getattr(state, collection), seed.variables[collection])
+  fresh ones kept from `state`); the EMA, where kept, starts from them."""
+  merged, _ = merge({'params': state.params, 'batch_stats': state.batch_stats},
+                    seed.variables, seed.source)
+  merged = jax.tree_util.tree_map(jax.numpy.asarray, merged)
   ema = dict(merged) if state.ema is not None else None
   return state.replace(params=merged['params'],
                        batch_stats=merged['batch_stats'], ema=ema)

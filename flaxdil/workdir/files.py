@@ -30,18 +30,23 @@ def strict_json(obj: Any) -> Any:
   return obj
 
 
-def write_text_atomic(path: str, text: str) -> None:
+def write_bytes_atomic(path: str, data: bytes) -> None:
   """Writes a file so that readers see the old one or the new, never half."""
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-',
                              suffix=os.path.splitext(path)[1])
   try:
-    with os.fdopen(fd, 'w') as f:
-      f.write(text)
+    with os.fdopen(fd, 'wb') as f:
+      f.write(data)
     os.replace(tmp, path)
   except BaseException:
     os.unlink(tmp)
     raise
+
+
+def write_text_atomic(path: str, text: str) -> None:
+  """write_bytes_atomic for text (UTF-8)."""
+  write_bytes_atomic(path, text.encode())
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
