@@ -71,6 +71,40 @@ def test_a_weight_file_round_trips_as_float16(weight_file):
   assert features['block1'].shape[:3] == (2, 32, 32)
 
 
+def test_int8_storage_keeps_each_kernel_within_half_a_step(weight_file,
+                                                          tmp_path):
+  _, _, config, variables = weight_file
+  path = str(tmp_path / 'tiny8.flaxdil')
+  sha = weightfile.write(path, config, _INFO, _CLASSES, variables,
+                         {'step': 7}, storage='int8')
+  loaded = pretrained.load(path, sha)
+  # One byte a kernel weight against float16's two.
+  half = str(tmp_path / 'tiny16.flaxdil')
+  weightfile.write(half, config, _INFO, _CLASSES, variables, {'step': 7})
+  kernels = sum(x.size for x in jax.tree_util.tree_leaves(variables)
+                if x.ndim >= 2)
+  assert os.path.getsize(path) < os.path.getsize(half) - 0.9 * kernels
+  flat = jax.tree_util.tree_leaves_with_path(variables)
+  for (key, original), stored in zip(
+      flat, jax.tree_util.tree_leaves(loaded.variables)):
+    assert stored.dtype == np.float32 and stored.shape == original.shape
+    if original.ndim >= 2:  # A kernel: one scale per output channel.
+      step = np.abs(original).reshape(-1, original.shape[-1]).max(0) / 127
+      assert np.all(np.abs(stored - original) <= step / 2 + 1e-7), key
+      assert np.any(stored != original)
+    else:
+      np.testing.assert_array_equal(stored, original.astype(np.float16))
+  # A flipped bit inside the compressed weights is caught by the checksum.
+  data = bytearray(open(path, 'rb').read())
+  data[len(data) // 2] ^= 0xFF
+  (tmp_path / 'bad8.flaxdil').write_bytes(bytes(data))
+  with pytest.raises(pretrained.WeightsError, match='damaged'):
+    pretrained.load(str(tmp_path / 'bad8.flaxdil'))
+  with pytest.raises(pretrained.WeightsError, match='unknown weight storage'):
+    weightfile.write(path, config, _INFO, _CLASSES, variables, {},
+                     storage='int4')
+
+
 def test_a_damaged_truncated_or_foreign_file_is_one_clear_error(
     weight_file, tmp_path):
   path, sha, _, _ = weight_file

@@ -40,6 +40,10 @@ def compile_cache() -> str:
 
 
 def git_commit() -> str | None:
+  """The code's commit: $FLAXDIL_COMMIT where set (a copy of the tree
+  whose .git is absent or stale, as on a lent device machine), else git's."""
+  if os.environ.get('FLAXDIL_COMMIT'):
+    return os.environ['FLAXDIL_COMMIT']
   here = os.path.dirname(os.path.abspath(__file__))
   try:
     return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=here,
@@ -77,6 +81,7 @@ def run_seed(main_args: list[str], seed: int, workdir: str) -> dict:
           'train_wall_seconds': summary['train_wall_time_sec'],
           'images_seen': summary['final_step'] * config['batch_size'],
           'evaluated_step': summary['best_step'],
+          'devices': summary['devices'],
           'selected_on_validation': bool(config['validation_size'])}
 
 
@@ -103,7 +108,8 @@ def table(record: dict) -> str:
                  f'{abs(gap):.2f} points {"above" if gap >= 0 else "below"} '
                  'it.')
   lines += ['', f'Command: `{record["command"]}`; commit '
-            f'{record["commit"]}; {record["cpu"]}; compile cache: '
+            f'{record["commit"]}; {record["devices"]}, host '
+            f'{record["cpu"]}; compile cache: '
             f'{record["compile_cache"]}.']
   return '\n'.join(lines) + '\n'
 
@@ -142,6 +148,9 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
       'command': ' '.join(['python bin/speedrun.py'] + sys.argv[1:]),
       'main_args': main_args, 'commit': commit,
       'cpu': timing.cpu_description(), 'machine': platform.machine(),
+      # What trained (the seeds' own record: this process starts no JAX,
+      # so that a GPU's memory is the training's).
+      'devices': results[0]['devices'],
       'compile_cache': cache, 'target': target, 'seeds': results,
       'accuracy': stats.describe(accuracies),
       'wall_seconds': stats.describe([r['wall_seconds'] for r in results]),

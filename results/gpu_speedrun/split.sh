@@ -5,8 +5,10 @@
 # by git: .git/info/exclude).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-grep -qx '/gpu_parts/' .git/info/exclude || echo /gpu_parts/ >> .git/info/exclude
-grep -qx '/gpu_store/' .git/info/exclude || echo /gpu_store/ >> .git/info/exclude
+mkdir -p .git/info
+for d in /gpu_parts/ /gpu_store/ /.whl/; do
+  grep -qx "$d" .git/info/exclude 2>/dev/null || echo "$d" >> .git/info/exclude
+done
 SRC=../shared/tensorflow_datasets/cifar10/3.0.2
 rm -rf gpu_parts && mkdir -p gpu_parts
 (cd $SRC && sha256sum cifar10-* > "$OLDPWD/gpu_parts/SHA256SUMS")
@@ -19,4 +21,6 @@ for i in 0 1 2 3; do
   fi
 done
 cp gpu_parts/SHA256SUMS gpu_parts/p3/
+# The commit the device runs (its copy of .git may be stale).
+git rev-parse --short HEAD > .whl/COMMIT
 du -sh gpu_parts/p*
