@@ -90,6 +90,9 @@ def test_an_impossible_model_shape_is_a_config_error():
                      r'images of shape \(8, 8, 3\)'):
     rules.check_model(load_config('baselines', 'model=vgg16'), small)
   rules.check_model(load_config('baselines', 'model=mobilenet_v1'), small)
+  with pytest.raises(ConfigError, match='test_time_shift=8 translates'):
+    rules.check_model(load_config('baselines', 'model=mobilenet_v1,'
+                                  'test_time_shift=8'), small)
 
 
 def test_batch_sizes_must_divide_over_the_devices(tiny_config):

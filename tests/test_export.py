@@ -59,7 +59,7 @@ def test_export_writes_verified_artifacts(tiny_config, tmp_path, mock_cifar):
 
   # Any batch size, uint8 in, the checkpoint's logits out.
   state, _, _, info, _ = evaluation.restore_state(tiny_config, workdir)
-  want = jax.jit(artifacts.logits_fn(state, info, True))
+  want = jax.jit(artifacts.logits_fn(state, info, tiny_config))
   images = source.load_split(tiny_config, 'test').images
   import onnxruntime
   session = onnxruntime.InferenceSession(os.path.join(out, 'model.onnx'))
@@ -116,7 +116,7 @@ def test_the_onnx_graph_of_every_baseline_computes_its_logits(name):
   session = onnxruntime.InferenceSession(
       onnx_graph.build_onnx(summary, variables).SerializeToString())
   images = rng.integers(0, 256, (3, 32, 32, 3), np.uint8)
-  want = np.asarray(jax.jit(artifacts.logits_fn(state, info, True))(images))
+  want = np.asarray(jax.jit(artifacts.logits_fn(state, info, config))(images))
   got = session.run(None, {'images': images})[0]
   np.testing.assert_allclose(got, want, rtol=1e-4,
                              atol=1e-5 * float(np.max(np.abs(want))))

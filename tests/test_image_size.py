@@ -124,7 +124,7 @@ def test_the_onnx_graph_resizes_as_the_network_does(tiny_config):
   session = onnxruntime.InferenceSession(
       onnx_graph.build_onnx(summary, variables).SerializeToString())
   images, _ = fake_split(3)
-  want = np.asarray(jax.jit(artifacts.logits_fn(state, INFO, False))(images))
+  want = np.asarray(jax.jit(artifacts.logits_fn(state, INFO, tiny_config))(images))
   got = session.run(None, {'images': images})[0]
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
@@ -144,3 +144,25 @@ def test_resuming_or_evaluating_at_another_size_is_refused(tiny_config,
     record.check_resume(tiny_config, str(tmp_path))
   tiny_config.image_size = None
   assert record.check_resume(tiny_config, str(tmp_path)) == {}
+
+
+@needs_exporters
+@pytest.mark.parametrize('flip,shift', [(True, 0), (False, 1), (True, 2)])
+def test_the_onnx_graph_computes_the_test_time_augmentation(tiny_config, flip,
+                                                            shift):
+  import onnxruntime
+  from flaxdil.export import artifacts, onnx_graph
+  from flaxdil.inspection import summary as model_summary
+  tiny_config.test_time_flip, tiny_config.test_time_shift = flip, shift
+  model = models.create_model(tiny_config, INFO.num_classes)
+  state = make_state(tiny_config)
+  summary = model_summary.summarize(model, INFO.image_shape)
+  summary.update(model_summary.inference_spec(tiny_config, INFO))
+  variables = jax.tree_util.tree_map(
+      np.asarray, {'params': state.params, 'batch_stats': state.batch_stats})
+  session = onnxruntime.InferenceSession(
+      onnx_graph.build_onnx(summary, variables).SerializeToString())
+  images, _ = fake_split(3)
+  want = np.asarray(jax.jit(artifacts.logits_fn(state, INFO, tiny_config))(images))
+  np.testing.assert_allclose(session.run(None, {'images': images})[0], want,
+                             rtol=1e-4, atol=1e-5)

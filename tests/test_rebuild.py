@@ -69,10 +69,18 @@ def rebuild(summary, variables, images):
       outputs[name] = y
     return y
 
-  logits = forward(x)
-  if summary['test_time_flip']:
-    logits = (logits + forward(x[:, :, ::-1])) / 2
-  return logits
+  def views(x):
+    if summary['test_time_flip']:
+      return (forward(x) + forward(x[:, :, ::-1])) / 2
+    return forward(x)
+
+  s = summary['test_time_shift']
+  if not s:
+    return views(x)
+  h, w = x.shape[1:3]
+  padded = np.pad(x, ((0, 0), (s, s), (s, s), (0, 0)), mode='reflect')
+  return views(x) / 2 + (views(padded[:, :h, :w]) + views(
+      padded[:, 2 * s:2 * s + h, 2 * s:2 * s + w])) / 4
 
 
 @pytest.mark.slow

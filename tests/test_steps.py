@@ -86,6 +86,40 @@ def test_test_time_flip_averages_the_logits_of_both_mirror_images(tiny_config):
   np.testing.assert_allclose(float(sums['loss_sum']), want_loss, rtol=1e-5)
 
 
+def _reference_tta_logits(state, images, flip: bool, shift: int):
+  """airbench's test-time augmentation, written out in NumPy."""
+  logits = jax.jit(lambda x: state.apply_fn(
+      {'params': state.params, 'batch_stats': state.batch_stats}, x,
+      train=False))
+  views = lambda x: ((np.asarray(logits(x)) + np.asarray(logits(x[:, :, ::-1])))
+                     / 2 if flip else np.asarray(logits(x)))
+  x = np.asarray(augment.normalize(images, INFO.mean, INFO.std))
+  padded = np.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)),
+                  mode='reflect')
+  h, w = x.shape[1:3]
+  up_left = padded[:, :h, :w]
+  down_right = padded[:, 2 * shift:2 * shift + h, 2 * shift:2 * shift + w]
+  return views(x) / 2 + (views(up_left) + views(down_right)) / 4
+
+
+@pytest.mark.parametrize('flip', [False, True])
+def test_test_time_shift_adds_the_translated_views_with_airbench_weights(
+    tiny_config, flip):
+  images, _ = fake_split(5)
+  state = make_state(tiny_config)
+  tiny_config.test_time_flip, tiny_config.test_time_shift = flip, 2
+  got = jax.jit(functools.partial(
+      steps.predict, state, info=INFO,
+      **steps.test_time_augmentation(tiny_config)))(images)
+  want = _reference_tta_logits(state, images, flip, 2)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  # Off by default: the logits of the image alone, as before.
+  tiny_config.test_time_flip, tiny_config.test_time_shift = False, 0
+  plain = steps.predict(state, images, info=INFO,
+                        **steps.test_time_augmentation(tiny_config))
+  assert np.max(np.abs(np.asarray(plain) - want)) > 1e-4
+
+
 def test_train_step_lowers_the_loss_and_averages_the_weights(tiny_config):
   tiny_config.ema_decay = 0.5
   tiny_config.crop_padding, tiny_config.random_flip = 0, False

@@ -215,6 +215,13 @@ FIELDS = {
     # Evaluation (validation and test alike): classify by the mean logits
     # of each image and its horizontal mirror.
     'test_time_flip': Field(False, _is_bool, 'True or False', FIXED),
+    # Evaluation: S > 0 also classifies the image translated by S pixels
+    # up-left and down-right (edges reflected), each with its mirror where
+    # test_time_flip: airbench's test-time augmentation, weighted as it is
+    # (the untranslated view 1/2, each translation 1/4); 0: off.
+    'test_time_shift': Field(0, lambda v: _is_int(v) and v >= 0,
+                             'an integer number of pixels >= 0 (0: off)',
+                             FIXED),
 
     # --- Fine-tuning (flaxdil.training.init_from).
     # Starts a new run from another run's weights: a training workdir (its

@@ -85,6 +85,13 @@ def check_model(config: ml_collections.ConfigDict,
   """The model can take the dataset's images: traced with abstract shapes
   (nothing computed), so an impossible shape is a config error here rather
   than a traceback from inside JAX later."""
+  side = min(info.image_shape[:2])
+  if config.test_time_shift >= side:
+    raise ConfigError(
+        f'config.test_time_shift={config.test_time_shift} translates '
+        f'{config.dataset!r} images ({side} pixels on their shorter side) '
+        'by more than their size (edges are reflected). Fix: a shift of 1 '
+        'or 2 pixels, as airbench uses.')
   model = models.create_model(config, info.num_classes,
                               input_size=info.image_shape[0])
   try:

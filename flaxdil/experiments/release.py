@@ -34,7 +34,7 @@ def _accuracy(state, info, config) -> float:
   from flaxdil.export import artifacts
   test = source.load_split(config, config.test_split)
   logits = artifacts.batched_logits(
-      jax.jit(artifacts.logits_fn(state, info, config.test_time_flip)),
+      jax.jit(artifacts.logits_fn(state, info, config)),
       test.images)
   return float(np.mean(np.argmax(logits, -1) == test.labels))
 
@@ -261,7 +261,7 @@ images are typically a little higher.
 | its int8 ONNX export | {entry['onnx_int8_test_accuracy']:.2%} (agrees with the checkpoint on {entry['onnx_int8_agreement']:.2%} of images) |
 | the same recipe over seeds (float32 checkpoints) | {seeds} |
 
-Evaluation {'averages the logits of each image and its mirror image (test-time flip)' if config.test_time_flip else 'uses each image once'}.
+Evaluation {'averages the logits of each image and its mirror image (test-time flip)' if config.test_time_flip else 'uses each image once'}{f', and of the image translated by {config.test_time_shift} pixel(s) up-left and down-right (weighted 1/2, 1/4, 1/4)' if config.test_time_shift else ''}.
 
 ## Limitations
 - **The paper's Table 2 does not reproduce here**: over three seeds, δ = 0

@@ -51,10 +51,10 @@ def _require_exporters():
         'Fix: pip install -r requirements-export.txt') from None
 
 
-def logits_fn(state, info, test_time_flip: bool):
+def logits_fn(state, info, config):
   """uint8 images → the logits --mode=eval computes (steps.predict)."""
   return functools.partial(steps.predict, state, info=info,
-                           test_time_flip=test_time_flip)
+                           **steps.test_time_augmentation(config))
 
 
 # --- Measurement ------------------------------------------------------------
@@ -107,7 +107,7 @@ def export(config: ml_collections.ConfigDict, workdir: str,
   test = source.load_split(config, config.test_split)
   calibration = source.load_split(config, config.train_split).images[
       :_CALIBRATION_IMAGES]
-  jitted = jax.jit(logits_fn(state, info, config.test_time_flip))
+  jitted = jax.jit(logits_fn(state, info, config))
   reference = batched_logits(jitted, test.images)  # What --mode=eval computes.
 
   final = os.path.join(workdir, 'export')
@@ -168,6 +168,7 @@ def export(config: ml_collections.ConfigDict, workdir: str,
                        'weights': summary['weights']},
         'test_split': config.test_split, 'num_examples': len(test),
         'test_time_flip': summary['test_time_flip'],
+        'test_time_shift': summary['test_time_shift'],
         'calibration': f'first {len(calibration)} images of '
                        f'{config.train_split}',
         'checkpoint_accuracy': float(np.mean(

@@ -45,12 +45,33 @@ def build_onnx(summary: dict, variables: dict):
   x = node('Sub', [x, const('mean', np.float32(norm['mean']))], 'centred')
   x = node('Div', [x, const('std', np.float32(norm['std']))], 'normalized')
   x = node('Transpose', [x], 'nchw', perm=[0, 3, 1, 2])
+  # Test-time augmentation (steps.predict): every view in one batch, then
+  # the views' logits averaged with steps.predict's weights.
+  views, view_weights = [x], [1.0]
+  shift = summary.get('test_time_shift', 0)
+  if shift:
+    padded = node('Pad', [x, const('shift_pads', np.int64(
+        [0, 0, shift, shift, 0, 0, shift, shift]))], 'reflected',
+                  mode='reflect')
+    crops = []
+    for tag, start in (('up_left', 0), ('down_right', 2 * shift)):
+      crops.append(node('Slice', [
+          padded, const(tag + '_start', np.int64([start, start])),
+          const(tag + '_end', np.int64([start + h, start + w])),
+          const(tag + '_axes', np.int64([2, 3]))], tag))
+    views, view_weights = [x, *crops], [0.5, 0.25, 0.25]
   if summary['test_time_flip']:
-    flipped = node('Slice', [x, const('flip_start', np.int64([-1])),
-                             const('flip_end', np.int64([-(2 ** 62)])),
-                             const('flip_axis', np.int64([3])),
-                             const('flip_step', np.int64([-1]))], 'mirrored')
-    x = node('Concat', [x, flipped], 'with_mirrors', axis=0)
+    mirrored = []
+    for i, view in enumerate(views):
+      mirrored += [view, node('Slice', [
+          view, const(f'flip_start{i}', np.int64([-1])),
+          const(f'flip_end{i}', np.int64([-(2 ** 62)])),
+          const(f'flip_axis{i}', np.int64([3])),
+          const(f'flip_step{i}', np.int64([-1]))], f'mirrored{i}')]
+    views, view_weights = mirrored, [w / 2 for w in view_weights
+                                      for _ in range(2)]
+  if len(views) > 1:
+    x = node('Concat', views, 'with_views', axis=0)
   outputs = {'input': x}
   params, stats = variables['params'], variables['batch_stats']
   for layer in summary['layers']:
@@ -106,10 +127,12 @@ def build_onnx(summary: dict, variables: dict):
     else:
       raise FlaxdilError(f'cannot export layer {name} of kind {kind!r}.')
     outputs[name] = y
-  if summary['test_time_flip']:
-    y = node('Reshape', [y, const('pairs', np.int64([2, -1, layer['out_channels']]))],
-             'paired')
-    y = node('ReduceMean', [y, const('pair_axis', np.int64([0]))], 'averaged',
+  if len(views) > 1:
+    y = node('Reshape', [y, const('view_shape', np.int64(
+        [len(views), -1, layer['out_channels']]))], 'by_view')
+    y = node('Mul', [y, const('view_weights', np.float32(view_weights).reshape(
+        -1, 1, 1))], 'weighted')
+    y = node('ReduceSum', [y, const('view_axis', np.int64([0]))], 'averaged',
              keepdims=0)
   nodes.append(helper.make_node('Identity', [y], ['logits'], name='logits'))
   graph = helper.make_graph(

@@ -210,6 +210,8 @@ def inference_spec(config, info) -> dict:
       'weights': 'ema' if config.ema_decay else 'params',
       # Logits averaged over the image and its left-right mirror.
       'test_time_flip': bool(config.test_time_flip),
+      # Also the image translated by this many pixels (steps.predict).
+      'test_time_shift': int(config.test_time_shift),
       'dtype': config.dtype,
   }
 

@@ -98,7 +98,7 @@ def logits_function(source: Source, backend: str,
     from flaxdil.training import steps
     predict = jax.jit(functools.partial(
         steps.predict, source.state, info=source.info,
-        test_time_flip=source.config.test_time_flip))
+        **steps.test_time_augmentation(source.config)))
     return lambda images: np.asarray(predict(images))
   if backend == 'onnx':
     session = _onnx_session(_float_onnx(source), threads)

@@ -30,7 +30,7 @@ def pmapped_eval_step(config: ml_collections.ConfigDict, info: DatasetInfo,
                       devices: Devices):
   """steps.eval_step pmapped over devices.all."""
   return jax.pmap(functools.partial(steps.eval_step, info=info,
-                                    test_time_flip=config.test_time_flip),
+                                    **steps.test_time_augmentation(config)),
                   axis_name=steps.AXIS, devices=devices.all)
 
 
