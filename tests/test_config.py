@@ -74,6 +74,8 @@ def test_several_arguments_with_slices_and_tuples():
     ('lr_schedule=linear', "config.lr_schedule='linear' is not allowed"),
     ('train_split=', "config.train_split='' is not allowed"),
     ('num_train_steps=-1,num_epochs=0', 'trains nothing'),
+    ('alternating_flip=True,random_flip=False', 'random_flip=False flips none'),
+    ('test_time_shift=-1', 'config.test_time_shift=-1 is not allowed'),
 ])
 def test_a_bad_value_is_one_line_naming_field_and_what_is_allowed(arg, message):
   with pytest.raises(ConfigError) as error:

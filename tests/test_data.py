@@ -63,6 +63,22 @@ def test_augment_crops_and_flips_per_example_key():
       augment.augment(images, keys, crop_padding=0, random_flip=False), images)
 
 
+def test_the_alternating_flip_mirrors_each_example_every_other_epoch():
+  order = batches.BatchOrder(jax.random.key(0), 1000, 100)
+  def epoch_flips(epoch):  # By example, over the epoch's ten steps.
+    flipped = np.zeros(1000, int)
+    for step in range(10 * epoch, 10 * epoch + 10):
+      flipped[order.indices(step)] = order.flips(step)
+    return flipped
+  first, second, third = (epoch_flips(e) for e in range(3))
+  assert 400 < first.sum() < 600  # A random half.
+  np.testing.assert_array_equal(second, 1 - first)  # Seen the other way.
+  np.testing.assert_array_equal(third, first)
+  # A pure function of (key, step), like the order itself.
+  again = batches.BatchOrder(jax.random.key(0), 1000, 100)
+  np.testing.assert_array_equal(again.flips(13), order.flips(13))
+
+
 def test_padded_eval_batches_cover_every_example_once():
   split = _split(23)
   padded = list(batches.padded_eval_batches(split, 10))

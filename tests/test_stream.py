@@ -33,6 +33,10 @@ def _real_tiny(config, data_dir):
 def test_stream_trains_bitwise_like_device(tiny_config, tmp_path,
                                            shared_tfds_dir, capsys):
   _real_tiny(tiny_config, shared_tfds_dir)
+  # The alternating flip's bits travel with the rows in both pipelines
+  # (the only part of a step's input that differs from the default's), and
+  # through blocks of steps (the resume below) alike.
+  tiny_config.alternating_flip = True
   summaries = {}
   for pipeline in ('device', 'stream'):
     tiny_config.input_pipeline = pipeline

@@ -122,6 +122,11 @@ FIELDS = {
                           'an integer >= 0 (0: off)', FIXED),
     # Horizontal flip.
     'random_flip': Field(True, _is_bool, 'True or False', FIXED),
+    # With random_flip: airbench's alternating flip. Each training example
+    # is flipped in every other epoch (a random half in the first), so
+    # over any two epochs it is seen both ways, instead of by a fresh coin
+    # each time (flaxdil.data.batches.BatchOrder.flips).
+    'alternating_flip': Field(False, _is_bool, 'True or False', FIXED),
     # The size the network sees: None keeps the dataset's own; an integer S
     # resizes every image (bilinear, no antialiasing, on the device, after
     # the augmentation at the dataset's size) to S×S as the network's first

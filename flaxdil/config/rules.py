@@ -49,6 +49,11 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
         'loads, but init_from is empty: nothing would train but the '
         "classifier on random features. Fix: set --config.init_from (a "
         "workdir or a released weight), or freeze_backbone=False.")
+  if config.alternating_flip and not config.random_flip:
+    raise ConfigError(
+        'config.alternating_flip=True chooses which epochs flip each image, '
+        'but config.random_flip=False flips none. Fix: set random_flip=True, '
+        'or alternating_flip=False.')
   if config.stream_prefetch < config.stream_threads:
     raise ConfigError(
         f'config.stream_prefetch={config.stream_prefetch} is smaller than '

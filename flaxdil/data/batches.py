@@ -60,6 +60,20 @@ class BatchOrder:
     start = position * self.batch_size
     return order[start:start + self.batch_size]
 
+  def flips(self, step: int) -> np.ndarray:
+    """Whether each example of `step`'s global batch is mirrored under
+    config.alternating_flip: a random bit per example (one draw for the
+    run, from the order's key), inverted in odd epochs, so that every
+    example is seen both ways in any two consecutive epochs."""
+    with self._lock:
+      if not hasattr(self, '_first_flips'):
+        # fold_in's data is outside the epochs' range (epoch_order).
+        self._first_flips = np.asarray(jax.jit(
+            lambda key: jax.random.bernoulli(jax.random.fold_in(
+                key, 2 ** 31 - 1), shape=(self.num_examples,)))(self._key))
+    return self._first_flips[self.indices(step)] ^ bool(
+        (step // self.epoch_steps) % 2)
+
 
 def padded_eval_batches(split: Split, global_batch_size: int):
   """Yields global batches {'image', 'label', 'mask'} of the whole split.

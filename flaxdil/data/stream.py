@@ -36,10 +36,12 @@ def _loader(read: Callable[[int], dict], count: int, threads: int,
 def train_batches(reader: RecordReader, kept: np.ndarray, order: BatchOrder,
                   positions: np.ndarray, first_step: int, last_step: int,
                   threads: int, prefetch: int,
-                  crop: tuple[int, int] | None = None) -> Iterator[dict]:
+                  crop: tuple[int, int] | None = None,
+                  flips: bool = False) -> Iterator[dict]:
   """The rows at `positions` of the global batches of steps first_step ..
   last_step - 1 (0-based, state.step's), each {'image': uint8 (rows, H, W,
-  C), 'label': int32 (rows,)}.
+  C), 'label': int32 (rows,)}, and 'flip' (bool (rows,): the order's
+  alternating flips) where `flips`.
 
   Args:
     kept: the split's indices training reads (the hold-out left out), which
@@ -59,6 +61,9 @@ def train_batches(reader: RecordReader, kept: np.ndarray, order: BatchOrder,
       fixed = lambda image, j: image_ops.random_resized_crop(
           image, size, seed, step, int(positions[j]))
     pictures, labels = reader.read(rows, fixed)
+    if flips:
+      return {'image': pictures, 'label': labels,
+              'flip': order.flips(step)[positions]}
     return {'image': pictures, 'label': labels}
 
   return _loader(read, last_step - first_step, threads, prefetch)

@@ -131,7 +131,10 @@ class DevicePipeline(Pipeline):
   def _step_rows(self, order, first_step, last_step):
     positions = self.devices.local_positions(self.config.batch_size)
     for step in range(first_step, last_step):
-      yield {'index': order.indices(step)[positions]}
+      rows = {'index': order.indices(step)[positions]}
+      if self.config.alternating_flip:
+        rows['flip'] = order.flips(step)[positions]
+      yield rows
 
   def validation_batches(self) -> list:
     if self._validation_batches is None:  # Placed once, kept.
@@ -178,7 +181,7 @@ class StreamPipeline(Pipeline):
         self.devices.local_positions(config.batch_size), first_step,
         last_step, config.stream_threads, config.stream_prefetch,
         crop=((config.image_size, config.seed) if self.info.varying_size
-              else None))
+              else None), flips=config.alternating_flip)
 
   def validation_batches(self) -> Iterable:
     return self._batches(self._validation_reader, self._held_out)

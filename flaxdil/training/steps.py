@@ -172,8 +172,16 @@ def train_step(state: TrainState, batch, augment_key, *,
   """
   keys = example_keys(augment_key, state.step,
                       _positions(batch['label'].shape[0]))
-  images = augment.augment(batch['image'], keys, config.crop_padding,
-                           config.random_flip)
+  images = batch['image']
+  if 'flip' in batch:
+    # config.alternating_flip: the order's flips, on the uint8 batch before
+    # the crop (not in place of augment's coin: that form compiled
+    # differently inside lax.scan, and K steps a dispatch then differed
+    # from one in the last bits).
+    images = jnp.where(batch['flip'][:, None, None, None], images[:, :, ::-1],
+                       images)
+  images = augment.augment(images, keys, config.crop_padding,
+                           config.random_flip and 'flip' not in batch)
   images = augment.normalize(images, info.mean, info.std)
 
   def loss_fn(params):
@@ -288,7 +296,7 @@ def train_steps(state: TrainState, step_inputs, augment_key, resident=None,
   Args:
     step_inputs: per step, this device's rows {'image', 'label'} (read on
       the host: the 'stream' pipeline), or with `resident` their indices
-      {'index'} into it.
+      {'index'} into it; and {'flip'} under config.alternating_flip.
     resident: None, or the whole training split held on this device
       ({'image', 'label'}), from which `gather_batch` takes each step's rows.
 
@@ -297,7 +305,8 @@ def train_steps(state: TrainState, step_inputs, augment_key, resident=None,
   """
   def one(state, inputs):
     batch = (inputs if resident is None
-             else gather_batch(resident, inputs['index']))
+             else {**gather_batch(resident, inputs['index']),
+                   **({'flip': inputs['flip']} if 'flip' in inputs else {})})
     return train_step(state, batch, augment_key, config=config, info=info)
 
   num_steps = jax.tree_util.tree_leaves(step_inputs)[0].shape[0]
