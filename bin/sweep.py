@@ -34,7 +34,7 @@ from flaxdil.errors import exit_on_user_error
 _CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), 'configs')
 
-_SWEEP = flags.DEFINE_string('sweep', None, 'table1 or table2.')
+_SWEEP = flags.DEFINE_string('sweep', None, 'table1, table2 or fast_ablation.')
 _ROOT = flags.DEFINE_string('root', None, 'Directory for the runs\' workdirs.')
 _SET = flags.DEFINE_string(
     'set', '', 'FIELD=VALUE,... applied to every run\'s config (tuples as '

@@ -43,6 +43,14 @@ def test_every_named_sweep_builds_the_models_it_names():
   for model in ('mobilenet_v1', 'squeezenet', 'googlenet', 'vgg16'):
     assert type(built['table1', model]) is baselines.BASELINES[model]
     assert built['table1', model].stem == 'cifar'
+  # The ablation's runs: the paper's network, each one change from the
+  # fast recipe.
+  fast = sweep.load_config(sweep.SWEEPS['fast_ablation'][0], CONFIGS)
+  for run in sweep.SWEEPS['fast_ablation'][1:]:
+    config = sweep.load_config(run, CONFIGS)
+    changed = [k for k in config if config[k] != fast[k]]
+    assert len(changed) == 1, (run.name, changed)
+    assert built['fast_ablation', run.name].dilations == (0,) * 9
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@
 #   call k = 0..3:  carry ["gpu_parts/pk"]   bash results/gpu_speedrun/run.sh part k
 #   then:           carry [".whl"]           bash results/gpu_speedrun/run.sh speed
 #   then:           carry [".whl"]           bash results/gpu_speedrun/run.sh weights
+#   then:           carry [".whl"]           bash results/gpu_speedrun/run.sh ablation
 # (.whl: the wheels of requirements.txt the machine's image lacks, and
 # COMMIT, the commit that runs: split.sh writes it.) `part` moves the
 # carried part into gpu_store/; the first later call joins the parts and
@@ -20,6 +21,9 @@
 #            once on the one GPU (each its own process and memory share);
 #            seed 0 of each δ comes back as a float32 snapshot for
 #            bin/release.py (the ONNX export and the card are made here).
+#   ablation: bin/sweep.py --sweep=fast_ablation over 3 seeds (the fast
+#            recipe, each trick out and each candidate in, one at a time),
+#            four runs at once, and bin/report.py's paired table.
 # The environment: TEST=1 runs the same steps here on the CPU, shortened,
 # to check the script before device time is spent on it.
 set -o pipefail
@@ -40,11 +44,13 @@ if [ -z "$TEST" ]; then
   (cd $D && sha256sum -c ../../../SHA256SUMS) | tee "$OUT/data.txt" || exit
   DATA=--config.data_dir=gpu_store/tensorflow_datasets
   PY=python3 LENGTH=--config.num_epochs=20 HOUR=() LOOP=(400 100 50) BENCH=(5 20)
+  ABLATION=() PARALLEL=4
 else  # A dry run here: the same commands, a few steps each.
   DATA=--config.data_dir=../shared/tensorflow_datasets
   PY=python LENGTH=--config.num_train_steps=8
   HOUR=(--config.num_train_steps=8 --config.validation_size=500)
-  LOOP=(16 8 4) BENCH=(1 2)
+  LOOP=(16 8 4) BENCH=(1 2) PARALLEL=2
+  ABLATION=(--seeds=1 --only=fast,with_alternating_flip --set=data_dir=../shared/tensorflow_datasets,num_train_steps=4,steps_per_dispatch=8)
 fi
 { date -u; echo "commit $FLAXDIL_COMMIT"; nvidia-smi -L
   $PY -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"; } 2>&1 | tee "$OUT/env_$1.txt"
@@ -85,5 +91,17 @@ elif [ "$1" = weights ]; then
   wait
   tar czf "$OUT/hour.tgz" --exclude=checkpoints --exclude=export \
     --exclude=tensorboard -C /tmp $(cd /tmp && ls -d hour_*)
+  ls -la "$OUT"
+elif [ "$1" = ablation ]; then
+  export XLA_PYTHON_CLIENT_MEM_FRACTION=0.2
+  rm -rf /tmp/ablation
+  time timeout 540 $PY bin/sweep.py --sweep=fast_ablation --seeds=3 \
+    --parallel=$PARALLEL --root=/tmp/ablation \
+    --set=${DATA#--config.},steps_per_dispatch=8 "${ABLATION[@]}" \
+    2>&1 | tee "$OUT/ablation.log"
+  $PY bin/report.py /tmp/ablation/*-seed* --reference=fast --out=/tmp/ablation/report \
+    2>&1 | tee -a "$OUT/ablation.log"
+  tar czf "$OUT/ablation.tgz" --exclude=checkpoints --exclude=export \
+    --exclude=tensorboard -C /tmp ablation
   ls -la "$OUT"
 fi
