@@ -29,6 +29,9 @@ _OUT = flags.DEFINE_string('out', None, 'Directory (default: the package\'s '
                            'weights/).')
 _STORAGE = flags.DEFINE_enum('storage', 'int8', ['int8', 'float16', 'float32'],
                              'How the weight file stores the weights.')
+_CARD_NOTE = flags.DEFINE_string('card_note', '', 'A line for the card\'s '
+                                 'limitations (markdown), e.g. other runs of '
+                                 'the recipe.')
 _SNAPSHOT = flags.DEFINE_bool('snapshot', False, 'Write only a float32 '
                               'NAME.flaxdil with the run\'s provenance.')
 
@@ -43,6 +46,8 @@ def main(argv) -> None:
     entry = release.release(_WORKDIR.value, _NAME.value, _SPEEDRUN.value,
                             _DATA_DIR.value,
                             _OUT.value or pretrained.WEIGHTS_DIR,
+                            card_notes=(f'- {_CARD_NOTE.value}\n'
+                                        if _CARD_NOTE.value else ''),
                             storage=_STORAGE.value, snapshot=_SNAPSHOT.value)
   if _SNAPSHOT.value:
     print(f'{_NAME.value}: snapshot {entry["bytes"] / 1e6:.2f} MB, sha256 '

@@ -71,9 +71,9 @@ def test_a_weight_file_round_trips_as_float16(weight_file):
   assert features['block1'].shape[:3] == (2, 32, 32)
 
 
-def test_int8_storage_keeps_each_kernel_within_half_a_step(weight_file,
-                                                          tmp_path):
-  _, _, config, variables = weight_file
+def test_int8_storage_keeps_each_kernel_within_half_a_step(tmp_path):
+  config = load_config('tiny', 'widths=8:64:128')  # Fan-ins of 8, 64, 128.
+  _, variables = _tiny_variables(config)
   path = str(tmp_path / 'tiny8.flaxdil')
   sha = weightfile.write(path, config, _INFO, _CLASSES, variables,
                          {'step': 7}, storage='int8')
@@ -81,14 +81,18 @@ def test_int8_storage_keeps_each_kernel_within_half_a_step(weight_file,
   # One byte a kernel weight against float16's two.
   half = str(tmp_path / 'tiny16.flaxdil')
   weightfile.write(half, config, _INFO, _CLASSES, variables, {'step': 7})
+  quantized = lambda x: (x.ndim >= 2 and np.prod(x.shape[:-1])
+                         >= weightfile.INT8_MIN_FAN_IN)
   kernels = sum(x.size for x in jax.tree_util.tree_leaves(variables)
-                if x.ndim >= 2)
+                if quantized(x))
+  assert kernels > 0.5 * sum(x.size for x in jax.tree_util.tree_leaves(
+      variables))
   assert os.path.getsize(path) < os.path.getsize(half) - 0.9 * kernels
   flat = jax.tree_util.tree_leaves_with_path(variables)
   for (key, original), stored in zip(
       flat, jax.tree_util.tree_leaves(loaded.variables)):
     assert stored.dtype == np.float32 and stored.shape == original.shape
-    if original.ndim >= 2:  # A kernel: one scale per output channel.
+    if quantized(original):  # One scale per output channel.
       step = np.abs(original).reshape(-1, original.shape[-1]).max(0) / 127
       assert np.all(np.abs(stored - original) <= step / 2 + 1e-7), key
       assert np.any(stored != original)
