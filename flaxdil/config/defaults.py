@@ -122,10 +122,7 @@ FIELDS = {
                           'an integer >= 0 (0: off)', FIXED),
     # Horizontal flip.
     'random_flip': Field(True, _is_bool, 'True or False', FIXED),
-    # With random_flip: airbench's alternating flip. Each training example
-    # is flipped in every other epoch (a random half in the first), so
-    # over any two epochs it is seen both ways, instead of by a fresh coin
-    # each time (flaxdil.data.batches.BatchOrder.flips).
+    # With random_flip: airbench's alternating flip (BatchOrder.flips).
     'alternating_flip': Field(False, _is_bool, 'True or False', FIXED),
     # The size the network sees: None keeps the dataset's own; an integer S
     # resizes every image (bilinear, no antialiasing, on the device, after
@@ -220,13 +217,9 @@ FIELDS = {
     # Evaluation (validation and test alike): classify by the mean logits
     # of each image and its horizontal mirror.
     'test_time_flip': Field(False, _is_bool, 'True or False', FIXED),
-    # Evaluation: S > 0 also classifies the image translated by S pixels
-    # up-left and down-right (edges reflected), each with its mirror where
-    # test_time_flip: airbench's test-time augmentation, weighted as it is
-    # (the untranslated view 1/2, each translation 1/4); 0: off.
+    # S > 0: airbench's test-time translation by S pixels (steps.predict).
     'test_time_shift': Field(0, lambda v: _is_int(v) and v >= 0,
-                             'an integer number of pixels >= 0 (0: off)',
-                             FIXED),
+                             'an integer number of pixels >= 0', FIXED),
 
     # --- Fine-tuning (flaxdil.training.init_from).
     # Starts a new run from another run's weights: a training workdir (its

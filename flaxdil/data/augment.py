@@ -19,6 +19,16 @@ def normalize(images: jax.Array, mean, std) -> jax.Array:
   return (images.astype(jnp.float32) - mean) / std
 
 
+def translations(images: jax.Array, shift: int) -> tuple[jax.Array, jax.Array]:
+  """The images translated `shift` pixels up-left and down-right, their
+  edges reflected (airbench's test-time translation)."""
+  h, w = images.shape[1:3]
+  padded = jnp.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)),
+                   mode='reflect')
+  return (padded[:, :h, :w],
+          padded[:, 2 * shift:2 * shift + h, 2 * shift:2 * shift + w])
+
+
 def augment(images: jax.Array, keys: jax.Array, crop_padding: int,
             random_flip: bool) -> jax.Array:
   """Random crop after zero padding and a random horizontal flip.

@@ -217,8 +217,7 @@ def train_step(state: TrainState, batch, augment_key, *,
 
 
 def test_time_augmentation(config) -> dict:
-  """predict's keyword arguments for config's test-time augmentation: the
-  one place evaluation, export, release and predict read it from."""
+  """predict's test-time augmentation arguments, from config."""
   return {'test_time_flip': bool(config.test_time_flip),
           'test_time_shift': int(config.test_time_shift)}
 
@@ -229,37 +228,25 @@ def predict(state: TrainState, images, *, info: DatasetInfo,
   there is one).
 
   test_time_flip: the mean of the logits of each image and its mirror image.
-  test_time_shift: S > 0 gives those logits weight 1/2 and those of the
-    image translated by S pixels up-left and down-right (reflected at the
-    edges; mirrored too where test_time_flip) 1/4 each (airbench's).
+  test_time_shift: S > 0 weighs those 1/2 and those of the image translated
+    S pixels up-left and down-right 1/4 each (augment.translations).
   """
   images = augment.normalize(images, info.mean, info.std)
   variables = eval_variables(state)
   forward = lambda images: state.apply_fn(variables, images, train=False)
-
-  def views(images):
-    logits = forward(images)
-    if test_time_flip:
-      logits = (logits + forward(images[:, :, ::-1])) / 2
-    return logits
-
+  views = lambda x: ((forward(x) + forward(x[:, :, ::-1])) / 2
+                     if test_time_flip else forward(x))
   logits = views(images)
   if test_time_shift:
-    s = test_time_shift
-    h, w = images.shape[1:3]
-    padded = jnp.pad(images, ((0, 0), (s, s), (s, s), (0, 0)), mode='reflect')
-    up_left, down_right = (padded[:, :h, :w],
-                           padded[:, 2 * s:2 * s + h, 2 * s:2 * s + w])
+    up_left, down_right = augment.translations(images, test_time_shift)
     logits = logits / 2 + (views(up_left) + views(down_right)) / 4
   return logits
 
 
-def eval_step(state: TrainState, batch, *, info: DatasetInfo,
-              test_time_flip: bool = False, test_time_shift: int = 0):
-  """Summed loss and correct predictions over the unmasked examples."""
-  logits = predict(state, batch['image'], info=info,
-                   test_time_flip=test_time_flip,
-                   test_time_shift=test_time_shift)
+def eval_step(state: TrainState, batch, *, info: DatasetInfo, **augmentation):
+  """Summed loss and correct predictions over the unmasked examples
+  (augmentation: predict's test-time arguments)."""
+  logits = predict(state, batch['image'], info=info, **augmentation)
   mask = batch['mask'].astype(jnp.float32)
   return lax.psum({
       'loss_sum': jnp.sum(cross_entropy(logits, batch['label']) * mask),
