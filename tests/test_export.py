@@ -88,6 +88,21 @@ def test_export_without_its_packages_says_what_to_install(
     artifacts.export(tiny_config, str(tmp_path))
 
 
+def onnx_and_jax_logits(config, info, model, state, images):
+  """(the ONNX graph's logits, --mode=eval's) of `state` on `images`: the
+  graph built in memory from the network's summary, as export builds it."""
+  import onnxruntime
+  from flaxdil.inspection import summary as model_summary
+  summary = model_summary.summarize(model, info.image_shape)
+  summary.update(model_summary.inference_spec(config, info))
+  variables = jax.tree_util.tree_map(
+      np.asarray, {'params': state.params, 'batch_stats': state.batch_stats})
+  session = onnxruntime.InferenceSession(
+      onnx_graph.build_onnx(summary, variables).SerializeToString())
+  want = np.asarray(jax.jit(artifacts.logits_fn(state, info, config))(images))
+  return session.run(None, {'images': images})[0], want
+
+
 @pytest.mark.slow
 @needs_exporters
 @pytest.mark.parametrize('name', ['mobilenet_v1', 'squeezenet', 'googlenet',
@@ -96,7 +111,6 @@ def test_the_onnx_graph_of_every_baseline_computes_its_logits(name):
   """Max pooling, concatenation, flattening and biased convolutions too,
   with BatchNorm statistics far from the identity."""
   from configs import baselines as baselines_config
-  from flaxdil.inspection import summary as model_summary
   from flaxdil.training import steps
   from flaxdil.config import rules
   config = baselines_config.get_config(f'model={name},test_time_flip=True')
@@ -108,16 +122,8 @@ def test_the_onnx_graph_of_every_baseline_computes_its_logits(name):
   state = state.replace(batch_stats=jax.tree_util.tree_map(
       lambda s: rng.uniform(0.5, 1.5, s.shape).astype(np.float32),
       state.batch_stats))
-  summary = model_summary.summarize(model, info.image_shape)
-  summary.update(model_summary.inference_spec(config, info))
-  variables = jax.tree_util.tree_map(
-      np.asarray, {'params': state.params, 'batch_stats': state.batch_stats})
-  import onnxruntime
-  session = onnxruntime.InferenceSession(
-      onnx_graph.build_onnx(summary, variables).SerializeToString())
   images = rng.integers(0, 256, (3, 32, 32, 3), np.uint8)
-  want = np.asarray(jax.jit(artifacts.logits_fn(state, info, config))(images))
-  got = session.run(None, {'images': images})[0]
+  got, want = onnx_and_jax_logits(config, info, model, state, images)
   np.testing.assert_allclose(got, want, rtol=1e-4,
                              atol=1e-5 * float(np.max(np.abs(want))))
 

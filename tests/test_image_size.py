@@ -16,7 +16,7 @@ from flaxdil.data import augment
 from flaxdil.errors import WorkdirError
 from flaxdil.training import devices, steps
 from flaxdil.workdir import record
-from test_export import needs_exporters
+from test_export import needs_exporters, onnx_and_jax_logits
 from test_steps import INFO, fake_split, make_state
 
 _RESIZED = 36  # INFO's 12×12 images, enlarged 3×.
@@ -109,23 +109,16 @@ def test_inspection_shows_map_sizes_taps_and_fields_at_the_size_seen(capsys):
   assert 'network input: [96, 96, 3]' in capsys.readouterr().out
 
 
+def _onnx_and_jax_logits(config):
+  model = models.create_model(config, INFO.num_classes)
+  images, _ = fake_split(3)
+  return onnx_and_jax_logits(config, INFO, model, make_state(config), images)
+
+
 @needs_exporters
 def test_the_onnx_graph_resizes_as_the_network_does(tiny_config):
-  import onnxruntime
-  from flaxdil.export import artifacts, onnx_graph
-  from flaxdil.inspection import summary as model_summary
   tiny_config.image_size = _RESIZED
-  model = models.create_model(tiny_config, INFO.num_classes)
-  state = make_state(tiny_config)
-  summary = model_summary.summarize(model, INFO.image_shape)
-  summary.update(model_summary.inference_spec(tiny_config, INFO))
-  variables = jax.tree_util.tree_map(
-      np.asarray, {'params': state.params, 'batch_stats': state.batch_stats})
-  session = onnxruntime.InferenceSession(
-      onnx_graph.build_onnx(summary, variables).SerializeToString())
-  images, _ = fake_split(3)
-  want = np.asarray(jax.jit(artifacts.logits_fn(state, INFO, tiny_config))(images))
-  got = session.run(None, {'images': images})[0]
+  got, want = _onnx_and_jax_logits(tiny_config)
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
@@ -150,19 +143,6 @@ def test_resuming_or_evaluating_at_another_size_is_refused(tiny_config,
 @pytest.mark.parametrize('flip,shift', [(True, 0), (False, 1), (True, 2)])
 def test_the_onnx_graph_computes_the_test_time_augmentation(tiny_config, flip,
                                                             shift):
-  import onnxruntime
-  from flaxdil.export import artifacts, onnx_graph
-  from flaxdil.inspection import summary as model_summary
   tiny_config.test_time_flip, tiny_config.test_time_shift = flip, shift
-  model = models.create_model(tiny_config, INFO.num_classes)
-  state = make_state(tiny_config)
-  summary = model_summary.summarize(model, INFO.image_shape)
-  summary.update(model_summary.inference_spec(tiny_config, INFO))
-  variables = jax.tree_util.tree_map(
-      np.asarray, {'params': state.params, 'batch_stats': state.batch_stats})
-  session = onnxruntime.InferenceSession(
-      onnx_graph.build_onnx(summary, variables).SerializeToString())
-  images, _ = fake_split(3)
-  want = np.asarray(jax.jit(artifacts.logits_fn(state, INFO, tiny_config))(images))
-  np.testing.assert_allclose(session.run(None, {'images': images})[0], want,
-                             rtol=1e-4, atol=1e-5)
+  got, want = _onnx_and_jax_logits(tiny_config)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

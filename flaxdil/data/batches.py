@@ -44,6 +44,7 @@ class BatchOrder:
     self.num_examples, self.batch_size = num_examples, batch_size
     self.epoch_steps = steps_per_epoch(num_examples, batch_size)
     self._orders = {}  # The epochs in use: at most two at a time.
+    self._first_flips = None  # flips' draw, made where first asked for.
     self._lock = threading.Lock()
     # On the CPU because the key is there (jit runs where its inputs are).
     self._permute = jax.jit(epoch_order, static_argnums=2)
@@ -66,7 +67,7 @@ class BatchOrder:
     run, from the order's key), inverted in odd epochs, so that every
     example is seen both ways in any two consecutive epochs."""
     with self._lock:
-      if not hasattr(self, '_first_flips'):
+      if self._first_flips is None:
         # fold_in's data is outside the epochs' range (epoch_order).
         self._first_flips = np.asarray(jax.jit(
             lambda key: jax.random.bernoulli(jax.random.fold_in(

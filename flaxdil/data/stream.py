@@ -61,10 +61,10 @@ def train_batches(reader: RecordReader, kept: np.ndarray, order: BatchOrder,
       fixed = lambda image, j: image_ops.random_resized_crop(
           image, size, seed, step, int(positions[j]))
     pictures, labels = reader.read(rows, fixed)
+    rows = {'image': pictures, 'label': labels}
     if flips:
-      return {'image': pictures, 'label': labels,
-              'flip': order.flips(step)[positions]}
-    return {'image': pictures, 'label': labels}
+      rows['flip'] = order.flips(step)[positions]
+    return rows
 
   return _loader(read, last_step - first_step, threads, prefetch)
 

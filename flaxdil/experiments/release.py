@@ -70,7 +70,8 @@ def release(source_path: str, name: str, speedrun_jsons: list[str],
   file that `snapshot=True` wrote on the machine that trained it, which
   may lack the export tools). snapshot: write only NAME.flaxdil, float32,
   with the run's provenance; nothing is measured or exported."""
-  if source_path.endswith(weightfile.SUFFIX):
+  workdir = None if source_path.endswith(weightfile.SUFFIX) else source_path
+  if workdir is None:
     loaded = pretrained.load(source_path)
     config = loaded.config
     if data_dir:
@@ -78,7 +79,7 @@ def release(source_path: str, name: str, speedrun_jsons: list[str],
     restored = evaluation.from_weights(loaded)
     provenance = dict(loaded.provenance)
   else:
-    restored, provenance = _restore_workdir(source_path, data_dir)
+    restored, provenance = _restore_workdir(workdir, data_dir)
     config = restored.config
   provenance.update(name=name, released_commit=git_commit(),
                     released=time.strftime('%Y-%m-%d'))
@@ -97,7 +98,7 @@ def release(source_path: str, name: str, speedrun_jsons: list[str],
   stored_accuracy = _accuracy(evaluation.from_weights(loaded).state, info,
                              config)
   onnx_name = f'{name}.int8.onnx'
-  exported = _int8_export(config, source_path, restored,
+  exported = _int8_export(config, workdir, restored,
                           os.path.join(out_dir, onnx_name))
   int8 = exported['artifacts']['onnx_int8']
   entry = {
@@ -156,12 +157,14 @@ def _restore_workdir(workdir: str, data_dir: str | None):
   return restored, provenance
 
 
-def _int8_export(config, source_path: str, restored, onnx_path: str) -> dict:
+def _int8_export(config, workdir: str | None, restored,
+                 onnx_path: str) -> dict:
   """Copies the int8 ONNX export of the released network to onnx_path;
   returns its export report. A workdir's own export is used (made first
-  where missing); a snapshot is exported in a scratch directory."""
+  where missing); a snapshot (workdir None) is exported in a scratch
+  directory."""
   from flaxdil.export import artifacts
-  if source_path.endswith(weightfile.SUFFIX):
+  if workdir is None:
     scratch = tempfile.mkdtemp(prefix='.release-',
                                dir=os.path.dirname(onnx_path))
     try:
@@ -169,9 +172,9 @@ def _int8_export(config, source_path: str, restored, onnx_path: str) -> dict:
       return _copy_export(os.path.join(scratch, 'export'), onnx_path)
     finally:
       shutil.rmtree(scratch, ignore_errors=True)
-  export_dir = os.path.join(source_path, 'export')
+  export_dir = os.path.join(workdir, 'export')
   if not os.path.exists(os.path.join(export_dir, 'report.json')):
-    artifacts.export(config, source_path, restored.step)
+    artifacts.export(config, workdir, restored.step)
   return _copy_export(export_dir, onnx_path)
 
 
