@@ -173,3 +173,22 @@ def test_bench_runs_in_a_tiny_mode():
   assert figures['device'].startswith('2 x ')  # conftest's two CPU devices.
   assert (figures['batch_size'], figures['dilation']) == (16, 1)
   assert figures['jax_version']
+
+
+@pytest.mark.slow
+def test_profile_ops_charges_every_op_to_a_part_of_the_network():
+  result = _run('--config=configs/tiny.py', '--steps=2', script='profile_ops.py')
+  figures = json.loads(result.stdout.strip().splitlines()[-1])
+  parts = {(direction, block, part): seconds
+           for direction, block, part, seconds in figures['parts']}
+  # Each block's convolutions and BatchNorm run forward and backward, and
+  # each is found in the compiled program's metadata.
+  blocks = len(load_config('tiny').widths)
+  for block in range(1, blocks + 1):
+    for part in ('depthwise', 'pointwise', 'bn'):
+      for direction in ('forward', 'backward'):
+        assert parts.get((direction, f'block{block}', part), 0) > 0, (
+            direction, block, part)
+  assert figures['unattributed_seconds'] <= 0.05 * figures['ops_seconds']
+  assert figures['ops_seconds'] == pytest.approx(sum(parts.values()))
+  assert '| block1 |' in result.stdout and '| depthwise |' in result.stdout

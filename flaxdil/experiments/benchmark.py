@@ -66,10 +66,16 @@ class TrainTiming:
     self._key = devices.replicate(jax.random.key(0))
     self._train_steps = setup.pmapped_train_steps(config, info, devices)
     start = time.perf_counter()
-    self._steps(1)
+    self.run_steps(1)
     self.compile_seconds = time.perf_counter() - start
 
-  def _steps(self, steps: int) -> None:
+  def compiled_text(self) -> str:
+    """The compiled train step's program, as text (its ops' names and
+    op_name metadata: what op_profile attributes a trace's time by)."""
+    return self._train_steps.lower(self.state, self._inputs, self._key,
+                                   self._data).compile().as_text()
+
+  def run_steps(self, steps: int) -> None:
     for _ in range(steps):
       self.state, metrics = self._train_steps(self.state, self._inputs,
                                               self._key, self._data)
@@ -78,8 +84,8 @@ class TrainTiming:
   def images_per_sec(self, runs: int, steps: int) -> float:
     """Median over `runs` timed runs of `steps` steps, after one untimed run
     (the first run pays page faults)."""
-    self._steps(steps)
-    seconds = timing.median_seconds(lambda: self._steps(steps), runs)
+    self.run_steps(steps)
+    seconds = timing.median_seconds(lambda: self.run_steps(steps), runs)
     return steps * self.config.batch_size / seconds
 
 

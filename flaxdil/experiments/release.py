@@ -220,12 +220,17 @@ def card(name: str, entry: dict, config, class_names: list[str],
     data = ('CIFAR-10\'s 50,000 training images, all of them (no hold-out: '
             'nothing was selected)')
     which = 'the final weights'
-  fast = config.num_epochs < 20
-  recipe = ('the fast recipe, `configs/cifar10_fast.py`: below the paper\'s '
-            '84.25 % and below what longer training gives (86.34 % for '
-            'δ = 0 in an hour, docs/results.md)' if fast else
-            'the hour-long recipe of 2 CPU cores, '
-            '`configs/cifar10_recipe.py`, whatever machine ran it')
+  # The recipe is named by the config file its command trained.
+  config_file = re.search(r'--config=(\S+?\.py)', reproduce)
+  config_file = config_file.group(1) if config_file else None
+  recipe = {
+      'configs/cifar10_fast.py': 'the fast recipe, `configs/cifar10_fast.py`: '
+      'below the paper\'s 84.25 % and below what longer training gives '
+      '(86.34 % for δ = 0 in an hour, docs/results.md)',
+      'configs/cifar10_recipe.py': 'the hour-long recipe of 2 CPU cores, '
+      '`configs/cifar10_recipe.py`, whatever machine ran it',
+  }.get(config_file, f'`{config_file}`' if config_file else
+        'the config below')
   return f"""# {name}
 
 The paper's network (Sun, Zhou, Zhang, He: nine dilated depthwise separable
