@@ -61,8 +61,10 @@ def attribute(op_name: str) -> tuple[str, str, str]:
             'loss' if _LOSS.search(op_name) else 'optimizer, metrics, other')
     return '', 'outside the network', what
   path = [re.sub(r'^jit\((\w+)\)$', r'\1', s) for s in model.group(3).split('/')]
-  # The last segment is the primitive; the module path is what precedes it.
-  modules = [s for s in path[:-1] if s and s != 'joint'] or ['network']
+  # The last segment is the primitive; the module path is what precedes it
+  # (less 'joint' and the private jitted helpers a module calls, '_resize').
+  modules = [s for s in path[:-1]
+             if s and s != 'joint' and not s.startswith('_')] or ['network']
   return ('backward' if model.group(1) else 'forward'), modules[0], modules[-1]
 
 
@@ -105,7 +107,7 @@ def profile(config: ml_collections.ConfigDict, steps: int = 3) -> dict:
                        recursive=True)
     times = op_times(max(traces, key=os.path.getmtime))
   sources = op_sources(hlo)
-  parts, unknown = collections.Counter(), 0.0
+  parts, kinds, unknown = collections.Counter(), collections.Counter(), 0.0
   for name, seconds in times.items():
     opcode, op_name = sources.get(name, ('', ''))
     if opcode in _CONTROL:
@@ -113,8 +115,12 @@ def profile(config: ml_collections.ConfigDict, steps: int = 3) -> dict:
     if not opcode:
       unknown += seconds
       continue
+    direction, _, part = attribute(op_name)
     parts[attribute(op_name)] += seconds / steps
-  return {'parts': dict(parts), 'step_seconds': wall / steps,
+    # 'slice_add_fusion.12' → 'slice_add_fusion': what XLA made of the part.
+    kinds[direction, part, re.sub(r'\.\d+$', '', name)] += seconds / steps
+  return {'parts': dict(parts), 'kinds': dict(kinds),
+          'step_seconds': wall / steps,
           'ops_seconds': sum(parts.values()), 'unattributed_seconds':
           unknown / steps, 'steps': steps, 'batch_size': config.batch_size,
           'flops': {part: n for part, n in flops.items() if n},
@@ -148,6 +154,12 @@ def table(result: dict) -> str:
                          int(re.sub(r'\D', '', block) or 0), block)
   for block, seconds in sorted(by_block.items(), key=lambda i: order(i[0])):
     lines.append(f'| {block} | {ms(seconds)} | {seconds / total:.1%} |')
+  lines += ['', '| the largest ops, by kind | part | pass | ms | share |',
+            '|---|---|---|---|---|']
+  for (direction, part, kind), seconds in sorted(
+      result['kinds'].items(), key=lambda item: -item[1])[:12]:
+    lines.append(f'| {kind} | {part} | {direction} | {ms(seconds)} | '
+                 f'{seconds / total:.1%} |')
   lines += ['', f'ops {ms(total)} ms per step of batch '
             f'{result["batch_size"]}, step wall time '
             f'{ms(result["step_seconds"])} ms (ops may overlap on several '
