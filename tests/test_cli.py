@@ -192,3 +192,25 @@ def test_profile_ops_charges_every_op_to_a_part_of_the_network():
   assert figures['unattributed_seconds'] <= 0.05 * figures['ops_seconds']
   assert figures['ops_seconds'] == pytest.approx(sum(parts.values()))
   assert '| block1 |' in result.stdout and '| depthwise |' in result.stdout
+
+
+def test_profile_ops_reads_the_part_and_pass_from_op_name():
+  from flaxdil.experiments.op_profile import attribute, op_sources
+  assert attribute('jit(_fun)/transpose(jvp(DilatedNet))/block3/joint/'
+                   'depthwise/pad') == ('backward', 'block3', 'depthwise')
+  assert attribute('jit(_fun)/jvp(DilatedNet)/block1/relu/jit(relu)/max'
+                   ) == ('forward', 'block1', 'relu')
+  assert attribute('jit(_fun)/jvp(DilatedNet)/resize/jit(_resize)/dot'
+                   ) == ('forward', 'resize', 'resize')
+  assert attribute('jit(_fun)/jit(_threefry_fold_in)/example_keys/add'
+                   )[2] == 'random keys, augmentation'
+  assert attribute('jit(_fun)/jvp(jit(log_softmax))/sub')[2] == 'loss'
+  assert attribute('jit(_fun)/mul')[2] == 'optimizer, metrics, other'
+  text = ('  %ynn_fusion.23 = f32[65536,8]{1,0} fusion(%a, %b), kind=kCustom, '
+          'calls=%fused_computation.23, metadata={op_name="jit(_fun)/'
+          'jvp(DilatedNet)/block1/joint/pointwise/dot_general"}\n'
+          '  ROOT %copy.3 = f32[8]{0} copy(%x)\n')
+  assert op_sources(text) == {
+      'ynn_fusion.23': ('fusion', 'jit(_fun)/jvp(DilatedNet)/block1/joint/'
+                        'pointwise/dot_general'),
+      'copy.3': ('copy', '')}
