@@ -29,6 +29,12 @@ from flaxdil.training.steps import (create_model, create_train_state,
                                     eval_variables)
 
 
+def train_flops(macs: int) -> int:
+  """A training step's FLOPs for `macs` forward multiply-adds: about 3 ×
+  the forward pass (forward, input and weight gradients), 2 FLOPs each."""
+  return 3 * 2 * macs
+
+
 def matmul_flops_per_sec(size: int = 2048, runs: int = 5) -> float:
   """The machine's float32 FLOP/s on a large square matmul: its usable peak."""
   a = jax.random.normal(jax.random.key(0), (size, size))
@@ -196,8 +202,7 @@ def run(config: ml_collections.ConfigDict, runs: int = 5, steps: int = 5,
   loop_share = statistics.median(loop_ratios) if loop_ratios else None
 
   peak = matmul_flops_per_sec()
-  # Training costs ~3× the forward pass (forward, input and weight gradients).
-  train_flops_per_image = 3 * 2 * macs
+  train_flops_per_image = train_flops(macs)
   share = train_flops_per_image * train_ips / peak
   result = {
       'train_images_per_sec': round(train_ips, 1),

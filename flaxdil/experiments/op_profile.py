@@ -24,7 +24,8 @@ import ml_collections
 
 from flaxdil import timing
 from flaxdil.config import rules
-from flaxdil.experiments.benchmark import TrainTiming, matmul_flops_per_sec
+from flaxdil.experiments.benchmark import (TrainTiming, matmul_flops_per_sec,
+                                          train_flops)
 from flaxdil.inspection import summary
 from flaxdil.training.devices import Devices
 from flaxdil.training.steps import create_model
@@ -86,14 +87,15 @@ def profile(config: ml_collections.ConfigDict, steps: int = 3) -> dict:
   """Traces `steps` train steps of config (after two untimed ones) and
   returns the seconds per step of each (pass, block, part), with the
   step's wall time, the ops' total, the ops it could not attribute, and
-  each part's training FLOPs per step (3 × 2 × its MACs × the batch: the
-  forward pass and the two gradients) with the machine's matmul FLOP/s."""
+  each part's training FLOPs per step (benchmark.train_flops of its MACs
+  × the batch) with the machine's matmul FLOP/s."""
   devices = Devices.of()
   info = rules.check_run(config, devices.all)
   flops = collections.Counter()
   for layer in summary.summarize(create_model(config, info),
                                  info.image_shape)['layers']:
-    flops[layer['name'].split('/')[-1]] += 6 * layer['macs'] * config.batch_size
+    flops[layer['name'].split('/')[-1]] += train_flops(
+        layer['macs'] * config.batch_size)
   timed = TrainTiming(config, info, devices)
   hlo = timed.compiled_text()
   timed.run_steps(2)
@@ -115,8 +117,9 @@ def profile(config: ml_collections.ConfigDict, steps: int = 3) -> dict:
     if not opcode:
       unknown += seconds
       continue
-    direction, _, part = attribute(op_name)
-    parts[attribute(op_name)] += seconds / steps
+    key = attribute(op_name)
+    direction, _, part = key
+    parts[key] += seconds / steps
     # 'slice_add_fusion.12' → 'slice_add_fusion': what XLA made of the part.
     kinds[direction, part, re.sub(r'\.\d+$', '', name)] += seconds / steps
   return {'parts': dict(parts), 'kinds': dict(kinds),
@@ -128,7 +131,8 @@ def profile(config: ml_collections.ConfigDict, steps: int = 3) -> dict:
 
 
 def table(result: dict) -> str:
-  """The profile as two Markdown tables: by part and pass, then by block."""
+  """The profile as three Markdown tables: by part and pass, by block, and
+  the largest ops by kind."""
   parts, total = result['parts'], result['ops_seconds']
   ms = lambda seconds: f'{1e3 * seconds:.1f}'
   by_part = collections.defaultdict(collections.Counter)
