@@ -214,3 +214,11 @@ def test_profile_ops_reads_the_part_and_pass_from_op_name():
       'ynn_fusion.23': ('fusion', 'jit(_fun)/jvp(DilatedNet)/block1/joint/'
                         'pointwise/dot_general'),
       'copy.3': ('copy', '')}
+
+
+def test_profile_ops_refuses_to_trace_no_steps():
+  result = _run('--config=configs/tiny.py', '--steps=0', check=False,
+                script='profile_ops.py')
+  assert result.returncode == 2
+  assert '--steps=0: trace at least 1 step.' in result.stderr
+  assert 'Traceback' not in result.stderr

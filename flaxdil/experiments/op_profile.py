@@ -24,6 +24,7 @@ import ml_collections
 
 from flaxdil import timing
 from flaxdil.config import rules
+from flaxdil.errors import FlaxdilError
 from flaxdil.experiments.benchmark import (TrainTiming, matmul_flops_per_sec,
                                           train_flops)
 from flaxdil.inspection import summary
@@ -89,6 +90,8 @@ def profile(config: ml_collections.ConfigDict, steps: int = 3) -> dict:
   step's wall time, the ops' total, the ops it could not attribute, and
   each part's training FLOPs per step (benchmark.train_flops of its MACs
   × the batch) with the machine's matmul FLOP/s."""
+  if steps < 1:
+    raise FlaxdilError(f'--steps={steps}: trace at least 1 step.')
   devices = Devices.of()
   info = rules.check_run(config, devices.all)
   flops = collections.Counter()
