@@ -200,6 +200,9 @@ def test_profile_ops_reads_the_part_and_pass_from_op_name():
                    'depthwise/pad') == ('backward', 'block3', 'depthwise')
   assert attribute('jit(_fun)/jvp(DilatedNet)/block1/relu/jit(relu)/max'
                    ) == ('forward', 'block1', 'relu')
+  assert attribute('jit(_fun)/transpose(jvp(DilatedNet))/block2/joint/'
+                   'depthwise/while/body/closed_call/mul'
+                   ) == ('backward', 'block2', 'depthwise')
   assert attribute('jit(_fun)/jvp(DilatedNet)/resize/jit(_resize)/dot'
                    ) == ('forward', 'resize', 'resize')
   assert attribute('jit(_fun)/jit(_threefry_fold_in)/example_keys/add'

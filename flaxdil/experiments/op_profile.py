@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import glob
+import itertools
 import os
 import re
 import tempfile
@@ -54,6 +55,9 @@ def op_sources(hlo_text: str) -> dict[str, tuple[str, str]]:
   return sources
 
 
+_LOOPS = ('while', 'scan', 'cond')
+
+
 def attribute(op_name: str) -> tuple[str, str, str]:
   """op_name → (pass, block, part): ('backward', 'block3', 'depthwise');
   ops outside the network are ('', 'outside the network', what they do)."""
@@ -64,8 +68,10 @@ def attribute(op_name: str) -> tuple[str, str, str]:
     return '', 'outside the network', what
   path = [re.sub(r'^jit\((\w+)\)$', r'\1', s) for s in model.group(3).split('/')]
   # The last segment is the primitive; the module path is what precedes it
-  # (less 'joint' and the private jitted helpers a module calls, '_resize').
-  modules = [s for s in path[:-1]
+  # (less 'joint' and the private jitted helpers a module calls, '_resize'),
+  # up to a loop the module runs (the depthwise kernel gradient's lax.map:
+  # .../depthwise/while/body/closed_call/mul).
+  modules = [s for s in itertools.takewhile(lambda s: s not in _LOOPS, path[:-1])
              if s and s != 'joint' and not s.startswith('_')] or ['network']
   return ('backward' if model.group(1) else 'forward'), modules[0], modules[-1]
 
