@@ -37,31 +37,6 @@ def test_sliced_matches_lax_forward_and_gradients(shape, stride, rate):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale, err_msg=name)
 
 
-# Maps large enough that the kernel gradient runs in chunks of images: two
-# at a time, and one at a time for an odd batch.
-@pytest.mark.parametrize('shape,images', [((8, 24, 24, 128), 2),
-                                          ((3, 40, 40, 64), 1)])
-def test_kernel_gradient_in_chunks_matches_lax(shape, images):
-  assert depthwise._images_per_chunk(shape[0], np.prod(shape[1:])) == images
-  keys = jax.random.split(jax.random.key(0), 3)
-  x = jax.random.normal(keys[0], shape)
-  kernel = jax.random.normal(keys[1], (3, 3, 1, shape[-1]))
-  cotangent = jax.random.normal(keys[2], shape)
-  _, _, want = _value_and_grads(depthwise.depthwise_lax, x, kernel, cotangent, 1, 3)
-  _, _, got = jax.jit(_value_and_grads, static_argnums=(0, 4, 5))(
-      depthwise.depthwise_sliced, x, kernel, cotangent, 1, 3)
-  scale = float(jnp.max(jnp.abs(want)))
-  np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale)
-
-
-def test_small_maps_take_one_chunk():
-  # The whole batch fits in four chunks' worth: no loop.
-  assert depthwise._images_per_chunk(32, 8 * 8 * 64) == 32
-  # Otherwise enough images to fill a chunk, and never fewer than two.
-  assert depthwise._images_per_chunk(128, 4 * 4 * 1024) == 4
-  assert depthwise._images_per_chunk(128, 96 * 96 * 32) == 2
-
-
 def test_skipped_taps_read_only_padding():
   # Rate 7 on a 4×4 map: every off-centre tap falls outside the image.
   _, _, taps = depthwise.tap_windows(4, 4, 1, 7)

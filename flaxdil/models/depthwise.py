@@ -14,9 +14,7 @@ hand-written backward pass. It exists because XLA:CPU lowers grouped
 convolutions, and above all their kernel gradient, to dense C×C convolutions
 (jax-ml/jax#13800, #26266; google/flax#4207); the sliced form costs 9 fused
 multiply-adds per output, like the arithmetic it stands for. Taps that only
-ever read padding (large r on small maps) are skipped: they add zero. The
-kernel gradient is summed chunk by chunk of the batch, each chunk's nine
-taps together, so that its passes over x and grad_y stay in cache.
+ever read padding (large r on small maps) are skipped: they add zero.
 """
 
 from __future__ import annotations
@@ -128,54 +126,14 @@ def _sliced_fwd(x, kernel, stride, rate):
   return _forward(x, kernel, stride, rate), (x, kernel)
 
 
-# The kernel gradient runs over chunks of the batch, about this many
-# elements of x each (256 KB of float32): all nine taps are summed over one
-# chunk while it sits in the core's cache. Tap by tap over the whole batch,
-# each of the nine passes streamed x and grad_y from memory; that made the
-# backward pass grow 23x from 32x32 to 96x96 for 9x the pixels
-# (results/op_profile/). Chunks of fewer than two images cost more in loop
-# steps than they save (results/depthwise_backward/).
-_CHUNK_ELEMENTS = 1 << 16
-
-
-def _images_per_chunk(num_images: int, per_image: int) -> int:
-  """A power of two dividing num_images; num_images when chunks gain nothing."""
-  if num_images * per_image <= 4 * _CHUNK_ELEMENTS:
-    return num_images
-  images = 1
-  while num_images % (2 * images) == 0 and (
-      images < 2 or images * per_image < _CHUNK_ELEMENTS):
-    images *= 2
-  return images
-
-
-def _tap_sums(x, grad_y, stride, taps, acc_dtype):
-  """(len(taps), C): Σ over images and positions of each tap's x · grad_y."""
-
-  def chunk_sums(x, grad_y):
-    return jnp.stack([
-        _sum_rows((_input_slice(x, rows, cols, stride)
-                   * _output_slice(grad_y, rows, cols)
-                   ).astype(acc_dtype).reshape(-1, x.shape[3]))
-        for _, _, rows, cols in taps])
-
-  num_images = x.shape[0]
-  images = _images_per_chunk(num_images, x[0].size)
-  if images == num_images:
-    return chunk_sums(x, grad_y)
-  chunks = num_images // images
-  per_chunk = lax.map(
-      lambda pair: chunk_sums(*pair),
-      (x.reshape(chunks, images, *x.shape[1:]),
-       grad_y.reshape(chunks, images, *grad_y.shape[1:])))
-  return _sum_rows(per_chunk)
-
-
 def _sliced_bwd(stride, rate, residuals, grad_y):
   x, kernel = residuals
   height, width = x.shape[1:3]
   _, _, taps = tap_windows(height, width, stride, rate)
   grad_x = None
+  # Accumulate in at least float32: bfloat16 sums of N·H·W terms lose bits.
+  acc_dtype = jnp.promote_types(x.dtype, jnp.float32)
+  grad_kernel = jnp.zeros(kernel.shape, acc_dtype)
   for a, b, rows, cols in taps:
     g = _output_slice(grad_y, rows, cols)
     # d/dx: the transpose of a strided slice is a pad with interior zeros.
@@ -187,12 +145,9 @@ def _sliced_bwd(stride, rate, residuals, grad_y):
         (col0, width - col0 - stride * (n_cols - 1) - 1, stride - 1),
         (0, 0, 0)))
     grad_x = part if grad_x is None else grad_x + part
-  # Accumulate in at least float32: bfloat16 sums of N·H·W terms lose bits.
-  acc_dtype = jnp.promote_types(x.dtype, jnp.float32)
-  sums = _tap_sums(x, grad_y, stride, taps, acc_dtype)
-  grad_kernel = jnp.zeros(kernel.shape, acc_dtype)
-  for i, (a, b, _, _) in enumerate(taps):
-    grad_kernel = grad_kernel.at[a, b, 0].set(sums[i])
+    products = (_input_slice(x, rows, cols, stride) * g).astype(acc_dtype)
+    grad_kernel = grad_kernel.at[a, b, 0].set(
+        _sum_rows(products.reshape(-1, x.shape[3])))
   return grad_x, grad_kernel.astype(kernel.dtype)
 
 
