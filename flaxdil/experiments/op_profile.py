@@ -55,6 +55,8 @@ def op_sources(hlo_text: str) -> dict[str, tuple[str, str]]:
   return sources
 
 
+# Control flow that names its ops below the module running it
+# (.../depthwise/while/body/closed_call/mul): the module is what precedes it.
 _LOOPS = ('while', 'scan', 'cond')
 
 
@@ -69,8 +71,7 @@ def attribute(op_name: str) -> tuple[str, str, str]:
   path = [re.sub(r'^jit\((\w+)\)$', r'\1', s) for s in model.group(3).split('/')]
   # The last segment is the primitive; the module path is what precedes it
   # (less 'joint' and the private jitted helpers a module calls, '_resize'),
-  # up to a loop the module runs (the depthwise kernel gradient's lax.map:
-  # .../depthwise/while/body/closed_call/mul).
+  # up to any loop or branch the module runs (_LOOPS).
   modules = [s for s in itertools.takewhile(lambda s: s not in _LOOPS, path[:-1])
              if s and s != 'joint' and not s.startswith('_')] or ['network']
   return ('backward' if model.group(1) else 'forward'), modules[0], modules[-1]
