@@ -20,7 +20,9 @@ shard that reaches it); --parallel=M runs M shards here at once, each on its
 own cores, their output in ROOT/shards/. Then: python bin/report.py ROOT
 --out=DIR.
 Sweeps: table2 (δ = 0..3, configs/cifar10.py), table1 (the paper's network,
-our mixed-δ layout and four baselines, for the same wall-clock budget each).
+our mixed-δ layout and four baselines, for the same wall-clock budget each),
+fast_ablation (configs/cifar10_fast.py with each trick taken out; the
+evaluation-side ones test the recipe's own weights, training nothing).
 """
 
 import os
@@ -58,15 +60,16 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
-  from flaxdil.experiments import sweep  # Imports JAX: after flags.
-  sweep.pin_to_given_cores()  # A shard of --parallel: before JAX starts.
+  from flaxdil.experiments import shards
+  shards.pin_to_given_cores()  # A shard of --parallel: before JAX starts.
+  from flaxdil.experiments import sweep
   with exit_on_user_error():
     if _PARALLEL.value:
       if _SHARD.value:
         raise app.UsageError('--parallel starts its own shards: drop --shard.')
       argv = [a for a in sys.argv if not a.startswith('--parallel')]
-      codes = sweep.parallel(argv, _PARALLEL.value,
-                             os.path.join(_ROOT.value, 'shards'))
+      codes = shards.parallel(argv, _PARALLEL.value,
+                              os.path.join(_ROOT.value, 'shards'))
       if any(codes):
         print(f'Shards exited with {codes}: see {_ROOT.value}/shards/. Run '
               'the same command again to resume.', file=sys.stderr)
@@ -75,7 +78,7 @@ def main(argv) -> None:
     else:
       workdirs = sweep.run_sweep(
           _SWEEP.value, _ROOT.value, _CONFIGS, _SET.value, _BUDGET.value,
-          _ONLY.value, _SEEDS.value, sweep.parse_shard(_SHARD.value))
+          _ONLY.value, _SEEDS.value, shards.parse_shard(_SHARD.value))
   print(f'Sweep {_SWEEP.value} done: {len(workdirs) or "all"} runs in '
         f'{_ROOT.value}. '
         f'Report: python bin/report.py {_ROOT.value} --out=DIR')

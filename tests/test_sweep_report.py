@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from conftest import ROOT
 from flaxdil import models
 from flaxdil.errors import ConfigError, FlaxdilError
-from flaxdil.experiments import report, sweep
+from flaxdil.experiments import report, shards, sweep
 from flaxdil.models import baselines
 
 CONFIGS = str(ROOT / 'configs')
@@ -53,6 +53,55 @@ def test_every_named_sweep_builds_the_models_it_names():
     assert built['fast_ablation', run.name].dilations == (0,) * 9
 
 
+def test_a_run_that_reads_another_may_change_only_how_it_is_tested():
+  """The ablation's evaluation-side rows test the recipe's own weights; a
+  row that would have trained differently is refused before anything
+  runs, naming the field."""
+  runs = sweep.SWEEPS['fast_ablation']
+  fast = sweep.load_config(runs[0], CONFIGS)
+  readers = [run for run in runs if run.reads]
+  assert [(r.name, r.reads) for r in readers] == [
+      ('without_ema', 'fast'), ('without_test_time_flip', 'fast'),
+      ('without_test_time_shift', 'fast')]
+  for run in readers:
+    sweep.check_reads(run, sweep.load_config(run, CONFIGS), fast)
+  for arg, field in (('weight_decay=0.0', 'weight_decay: 0.05 there, 0.0'),
+                     ('ema_decay=0.9', 'ema_decay: 0.99 there, 0.9')):
+    run = sweep.Run('bad', 'cifar10_fast', arg, reads='fast')
+    with pytest.raises(ConfigError, match=field):
+      sweep.check_reads(run, sweep.load_config(run, CONFIGS), fast)
+  # With seeds, each reads the run of its own seed.
+  assert [r.reads for r in sweep.with_seeds(readers[:1], 2)] == [
+      'fast-seed0', 'fast-seed1']
+
+
+@pytest.mark.slow
+def test_a_run_that_reads_waits_then_tests_the_trained_weights(
+    monkeypatch, tmp_path, capsys):
+  monkeypatch.setitem(sweep.SWEEPS, 'tiny', [
+      sweep.Run('flipped', 'tiny', 'dilation=0,test_time_flip=True',
+                reads='trained'),
+      sweep.Run('trained', 'tiny', 'dilation=0'),
+      sweep.Run('again', 'tiny', 'dilation=0', reads='trained')])
+  root = str(tmp_path / 'sweep')
+  with tfds.testing.mock_data(num_examples=150):
+    sweep.run_sweep('tiny', root, CONFIGS, 'num_train_steps=2')
+    assert 'flipped: reads ' in capsys.readouterr().out  # Not trained yet.
+    assert not os.path.exists(os.path.join(root, 'flipped', 'summary.json'))
+    sweep.run_sweep('tiny', root, CONFIGS, 'num_train_steps=2')
+  summary = {name: json.load(open(os.path.join(root, name, 'summary.json')))
+             for name in ('flipped', 'trained', 'again')}
+  # The same weights read the same way: the trained run's own figure.
+  assert summary['again']['test_accuracy'] == summary['trained']['test_accuracy']
+  for name in ('flipped', 'again'):
+    assert summary[name]['reads'] == os.path.join(root, 'trained')
+    assert summary[name]['best_step'] == summary['trained']['best_step']
+    assert not os.path.exists(os.path.join(root, name, 'checkpoints'))
+  assert json.load(open(os.path.join(root, 'flipped', 'config.json'))
+                   )['test_time_flip'] is True
+  assert len(report.load_run(os.path.join(root, 'flipped')).summary) > 0
+
+
 @pytest.mark.slow
 def test_sweep_trains_each_run_then_skips_finished_ones(tiny_sweep, tmp_path, capsys):
   root = str(tmp_path / 'sweep')
@@ -78,13 +127,13 @@ def test_sweep_trains_each_run_then_skips_finished_ones(tiny_sweep, tmp_path, ca
 
 @pytest.mark.slow
 def test_a_shard_takes_its_own_runs_first_then_any_left():
-  assert sweep.parse_shard(None) == (0, 1)
-  assert sweep.parse_shard('1/3') == (1, 3)
+  assert shards.parse_shard(None) == (0, 1)
+  assert shards.parse_shard('1/3') == (1, 3)
   for bad in ('3/3', '-1/2', 'a/b', '2'):
     with pytest.raises(ConfigError, match='must be I/M'):
-      sweep.parse_shard(bad)
-  assert sweep.shard_order(5, (1, 2)) == [1, 3, 0, 2, 4]
-  assert sweep.shard_order(5, (0, 1)) == [0, 1, 2, 3, 4]
+      shards.parse_shard(bad)
+  assert shards.shard_order(5, (1, 2)) == [1, 3, 0, 2, 4]
+  assert shards.shard_order(5, (0, 1)) == [0, 1, 2, 3, 4]
 
 
 @pytest.mark.slow
@@ -114,10 +163,10 @@ def test_a_run_held_elsewhere_is_skipped_then_taken_by_the_next_shard(
 def test_parallel_shards_each_run_on_their_own_cores(tmp_path):
   cores = sorted(os.sched_getaffinity(0))
   count = min(2, len(cores))
-  code = ('import os, sys; from flaxdil.experiments import sweep; '
-          'sweep.pin_to_given_cores(); '
+  code = ('import os, sys; from flaxdil.experiments import shards; '
+          'shards.pin_to_given_cores(); '
           'print(sys.argv[1], sorted(os.sched_getaffinity(0)))')
-  assert sweep.parallel(['-c', code], count, str(tmp_path)) == [0] * count
+  assert shards.parallel(['-c', code], count, str(tmp_path)) == [0] * count
   pinned = []
   for k in range(count):
     shard, mine = open(tmp_path / f'shard-{k}.log').read().split(' ', 1)
@@ -125,7 +174,7 @@ def test_parallel_shards_each_run_on_their_own_cores(tmp_path):
     pinned.append(json.loads(mine))
   assert sorted(sum(pinned, [])) == cores  # Each core once, none shared.
   with pytest.raises(ConfigError, match='--parallel'):
-    sweep.parallel(['-c', 'pass'], len(cores) + 1, str(tmp_path))
+    shards.parallel(['-c', 'pass'], len(cores) + 1, str(tmp_path))
 
 
 @pytest.mark.slow  # Measures the step's speed, then trains: end to end.

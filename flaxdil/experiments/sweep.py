@@ -11,14 +11,18 @@ ROOT/NAME-seedK, all runs at seed 0 first, then seed 1, ...: a sweep stopped
 early has complete rows. bin/report.py groups the runs that differ only in
 seed (mean, spread, paired differences).
 
-Shards (--shard=I/M) spread a sweep over processes or machines that share
-ROOT (a SLURM job array, say): shard I first trains the runs whose index
-is I modulo M, then any other that is neither finished nor running (its
-workdir's lock is held by a live process: the kernel releases it when a
-process dies, however it dies). So no run is started twice, and a run
-whose shard died is resumed by the next shard that reaches it. On one
-machine, `parallel` starts M shards at once, each pinned to its own cores
-(XLA:CPU sizes its thread pool by the cores a process may use).
+Shards (--shard=I/M, flaxdil.experiments.shards) spread a sweep over
+processes or machines that share ROOT: a run is skipped while another live
+process holds its workdir's lock (the kernel releases it when a process
+dies, however it dies), so no run is started twice, and a run whose shard
+died is resumed by the next shard that reaches it.
+
+A run that `reads` another trains nothing: it tests the weights that run
+(at the same seed) was tested with, read its own way. For a trick that
+changes only evaluation (the EMA, which is never fed back, and test-time
+augmentation) its own training would repeat the other run's bit for bit,
+so this is the same figure at the cost of one evaluation, paired exactly.
+It waits (is skipped, for the next start) until that run has finished.
 
 A time budget (minutes per run) is turned into a number of steps once, from
 the train step's measured speed on this machine, before the run starts; the
@@ -29,14 +33,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
-import sys
+import time
 
 import ml_collections
 
 from flaxdil.config import files as config_files
 from flaxdil.config.args import apply_arguments, with_fields
 from flaxdil.errors import ConfigError, FlaxdilError
+from flaxdil.experiments import shards
 from flaxdil.workdir import files
 
 
@@ -46,11 +50,22 @@ class Run:
   config: str     # A config file of the configs directory, without '.py'.
   arg: str = ''   # Its get_config argument.
   seed: int | None = None  # Set by --seeds; None: the config's own seed.
+  # The run of the same sweep whose final weights this one tests instead of
+  # training (module doc); its config may differ only in EVALUATION_FIELDS.
+  reads: str | None = None
+
+
+# What a run may change from the run it reads: nothing that training uses.
+# The EMA only to 0 (the raw weights, kept beside it, are what a run without
+# one trains).
+EVALUATION_FIELDS = ('ema_decay', 'test_time_flip', 'test_time_shift')
 
 
 def with_seeds(runs: list[Run], seeds: int) -> list[Run]:
   """Every run at seeds 0..seeds-1, seed-major, named NAME-seedK."""
-  return [dataclasses.replace(run, name=f'{run.name}-seed{seed}', seed=seed)
+  return [dataclasses.replace(
+      run, name=f'{run.name}-seed{seed}', seed=seed,
+      reads=run.reads and f'{run.reads}-seed{seed}')
           for seed in range(seeds) for run in runs]
 
 
@@ -65,14 +80,16 @@ SWEEPS = {
                  for m in ('mobilenet_v1', 'squeezenet', 'googlenet', 'vgg16')],
     # Time to accuracy (issue 26): the fast recipe, each of its tricks taken
     # out one at a time, and each candidate trick added one at a time; run
-    # it with --seeds (bin/report.py --reference=fast pairs the rows).
+    # it with --seeds (bin/report.py --reference=fast pairs the rows). The
+    # evaluation-side tricks read the recipe's own weights.
     'fast_ablation': [Run('fast', 'cifar10_fast')] + [
-        Run(name, 'cifar10_fast', arg) for name, arg in (
+        Run(name, 'cifar10_fast', arg, reads='fast') for name, arg in (
             ('without_ema', 'ema_decay=0.0'),
+            ('without_test_time_flip', 'test_time_flip=False'),
+            ('without_test_time_shift', 'test_time_shift=0'))] + [
+        Run(name, 'cifar10_fast', arg) for name, arg in (
             ('without_label_smoothing', 'label_smoothing=0.0'),
             ('without_weight_decay', 'weight_decay=0.0'),
-            ('without_test_time_flip', 'test_time_flip=False'),
-            ('without_test_time_shift', 'test_time_shift=0'),
             ('with_alternating_flip', 'alternating_flip=True'))],
 }
 
@@ -103,30 +120,6 @@ def _measured_steps(config: ml_collections.ConfigDict,
           'num_train_steps': max(steps, 1)}
 
 
-def parse_shard(text: str | None) -> tuple[int, int]:
-  """'I/M' → (I, M), checked; None → (0, 1): the whole sweep."""
-  if not text:
-    return 0, 1
-  try:
-    index, count = (int(part) for part in text.split('/'))
-  except ValueError:
-    index, count = -1, 0
-  if not 0 <= index < count:
-    raise ConfigError(f'--shard={text!r} must be I/M with 0 <= I < M, e.g. '
-                      '--shard=0/4 (SLURM: --shard=$SLURM_ARRAY_TASK_ID/'
-                      '$SLURM_ARRAY_TASK_COUNT).')
-  return index, count
-
-
-def shard_order(count: int, shard: tuple[int, int]) -> list[int]:
-  """The order in which a shard tries a sweep's `count` runs: its own
-  (index ≡ I mod M), then every other, starting after its own, so that
-  idle shards take over the runs of shards that are gone."""
-  index, shards = shard
-  own = [i for i in range(count) if i % shards == index]
-  return own + [i for i in range(count) if i % shards != index]
-
-
 def run_sweep(name: str, root: str, configs_dir: str, overrides: str = '',
               budget_minutes: float | None = None, only=None,
               seeds: int | None = None,
@@ -151,13 +144,23 @@ def run_sweep(name: str, root: str, configs_dir: str, overrides: str = '',
     runs = with_seeds(runs, seeds)
   configs = [load_config(run, configs_dir, overrides) for run in runs]
   workdirs = [os.path.join(root, run.name) for run in runs]
+  every = {r.name: r for r in (SWEEPS[name] if seeds is None
+                               else with_seeds(SWEEPS[name], seeds))}
+  for run, config in zip(runs, configs):
+    if run.reads:
+      check_reads(run, config,
+                  load_config(every[run.reads], configs_dir, overrides))
   _check_every_run(name, runs, configs, workdirs)
   from flaxdil.training import loop  # Imports JAX.
   from flaxdil.workdir.lock import WorkdirInUse
-  for i in shard_order(len(runs), shard):
+  for i in shards.shard_order(len(runs), shard):
     run, config, workdir = runs[i], configs[i], workdirs[i]
     if os.path.exists(os.path.join(workdir, 'summary.json')):
       print(f'[{name}] {run.name}: finished earlier, skipped.', flush=True)
+      continue
+    if run.reads:
+      _test_weights_of(os.path.join(root, run.reads), config, workdir,
+                       f'[{name}] {run.name}')
       continue
     if budget_minutes:
       config = _apply_budget(config, workdir, budget_minutes)
@@ -170,38 +173,56 @@ def run_sweep(name: str, root: str, configs_dir: str, overrides: str = '',
   return workdirs
 
 
-# The cores a shard started by `parallel` is pinned to, which it applies to
-# itself before it imports JAX (pin_to_given_cores), so that XLA sizes its
-# thread pool to them.
-CORES = 'FLAXDIL_SWEEP_CORES'
+def check_reads(run: Run, config: ml_collections.ConfigDict,
+                read: ml_collections.ConfigDict) -> None:
+  """Refuses a run that reads another's weights (Run.reads) but differs
+  from its config, `read`, in what training uses."""
+  trained = [k for k in config if config[k] != read[k]
+             and (k not in EVALUATION_FIELDS
+                  or k == 'ema_decay' and (config[k] or not read[k]))]
+  if trained:
+    raise ConfigError(
+        f'run {run.name} tests the weights of run {run.reads} but changes '
+        'what its training did (' + '; '.join(
+            f'{k}: {read[k]!r} there, {config[k]!r} here' for k in trained)
+        + f'). Fix: change only {", ".join(EVALUATION_FIELDS)} (ema_decay '
+        'only to 0), or train the run itself (drop reads).')
 
 
-def pin_to_given_cores() -> None:
-  cores = os.environ.get(CORES)
-  if cores:
-    os.sched_setaffinity(0, {int(c) for c in cores.split(',')})
-
-
-def parallel(argv: list[str], count: int, log_dir: str) -> list[int]:
-  """Runs bin/sweep.py's command `argv` (without --parallel) as `count`
-  shards at once on this machine, shard k pinned to the k-th of `count`
-  equal slices of the cores, its output in LOG_DIR/shard-k.log; returns
-  their exit codes."""
-  cores = sorted(os.sched_getaffinity(0))
-  if not 1 <= count <= len(cores):
-    raise ConfigError(f'--parallel={count}: this machine lets the sweep use '
-                      f'{len(cores)} cores; give 1 to {len(cores)}.')
-  os.makedirs(log_dir, exist_ok=True)
-  children = []
-  for k in range(count):
-    mine = set(cores[k * len(cores) // count:(k + 1) * len(cores) // count])
-    log = open(os.path.join(log_dir, f'shard-{k}.log'), 'a')
-    children.append(subprocess.Popen(
-        [sys.executable, *argv, f'--shard={k}/{count}'], stdout=log,
-        stderr=subprocess.STDOUT,
-        env=dict(os.environ, **{CORES: ','.join(map(str, sorted(mine)))})))
-    log.close()
-  return [child.wait() for child in children]
+def _test_weights_of(trained: str, config: ml_collections.ConfigDict,
+                     workdir: str, label: str) -> None:
+  """Tests the weights the run in `trained` was tested with, read as
+  `config` says, on the whole test split; writes WORKDIR/config.json and
+  then summary.json: the trained run's, with this test's figures and
+  'reads' naming that workdir."""
+  summary = files.read_json(os.path.join(trained, 'summary.json'),
+                            'the final summary of the run it reads')
+  if summary is None:
+    print(f'{label}: reads {trained}, which has not finished training; '
+          'skipped (run the sweep again once it has).', flush=True)
+    return
+  from flaxdil.training import evaluation
+  from flaxdil.workdir import record
+  from flaxdil.workdir.lock import WorkdirInUse, lock_for_run
+  try:
+    lock = lock_for_run(workdir)
+  except WorkdirInUse:
+    print(f'{label}: running elsewhere, skipped.', flush=True)
+    return
+  try:
+    print(f'{label}: tests the weights of {trained}', flush=True)
+    start = time.monotonic()
+    test = evaluation.retest(config, trained, summary['best_step'], workdir)
+    seconds = time.monotonic() - start
+    record.start_session(config, workdir, {}, reads=trained)
+    files.write_json_atomic(os.path.join(workdir, 'summary.json'), dict(
+        summary, reads=trained, test_accuracy=test['accuracy'],
+        test_loss=test['loss'], evaluation_wall_time_sec=seconds,
+        wall_time_sec=summary['train_wall_time_sec'] + seconds))
+    print(f'{label}: test accuracy {test["accuracy"]:.4f} (the weights of '
+          f'step {test["step"]}).', flush=True)
+  finally:
+    lock.release()
 
 
 def _check_every_run(name: str, runs, configs, workdirs) -> None:

@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from flaxdil.config import rules
+from flaxdil.config.args import with_fields
 from flaxdil.data.source import DatasetInfo
 from flaxdil.distributed import processes
 from flaxdil.errors import FlaxdilError, WorkdirError
@@ -169,3 +170,23 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   return evaluate_state(pipeline, pmapped_eval_step(config, info, devices),
                         restored.state, restored.step, workdir,
                         split or config.test_split)
+
+
+def retest(config: ml_collections.ConfigDict, trained: str, step: int,
+           workdir: str) -> dict:
+  """The weights of `step` in the workdir `trained` (another run's), tested
+  as `config` reads them (with or without their EMA, test-time
+  augmentation) on the whole test split; writes WORKDIR/eval_SPLIT.json.
+  The caller has checked that config trains what that run trained."""
+  devices = Devices.of()
+  info = rules.check_run(config, devices.all)
+  # The same model, whichever of the weights (the EMA or not) config reads.
+  saved = record.read_config(trained) or {}
+  record.check_identity(with_fields(
+      config, ema_decay=saved.get('ema_decay', config.ema_decay)), trained)
+  (size,) = rules.check_splits(
+      config, {'config.test_split': config.test_split}).values()
+  state, step = restore_checkpoint(config, info, trained, step)
+  return evaluate_state(inputs.choose(config, info, devices, size),
+                        pmapped_eval_step(config, info, devices), state, step,
+                        workdir, config.test_split)
