@@ -1,8 +1,11 @@
 """bin/speedrun.py: seeds timed end to end, their table and statistics."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -40,6 +43,44 @@ def test_speedrun_times_each_seed_and_tables_them(tmp_path, shared_tfds_dir):
   # A seed is never resumed: its time would not run end to end.
   with pytest.raises(FlaxdilError, match='holds a run already'):
     speedrun.run_seed(main_args, 0, str(out / 'seed-0'))
+
+
+def _processes_naming(text: str) -> list[int]:
+  """PIDs whose command line holds `text`."""
+  found = []
+  for pid in filter(str.isdigit, os.listdir('/proc')):
+    try:
+      with open(f'/proc/{pid}/cmdline', 'rb') as f:
+        if text.encode() in f.read():
+          found.append(int(pid))
+    except OSError:
+      pass  # Gone meanwhile.
+  return found
+
+
+@pytest.mark.slow
+def test_a_stopped_speedrun_stops_its_training(tmp_path, shared_tfds_dir):
+  """SIGTERM to bin/speedrun.py reaches the seed's training, which
+  checkpoints and exits; nothing trains on unwatched."""
+  out = tmp_path / 'stopped'
+  speedrun_process = subprocess.Popen(
+      [sys.executable, str(ROOT / 'bin' / 'speedrun.py'), '--seeds=1',
+       f'--out={out}', '--',
+       '--config=configs/tiny.py:train_split=train[:2000],validation_size=0,'
+       'num_train_steps=100000', f'--config.data_dir={shared_tfds_dir}'],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  log = out / 'seed-0.log'
+  deadline = time.monotonic() + 300
+  while not (log.exists() and 'step ' in log.read_text()):
+    assert speedrun_process.poll() is None, speedrun_process.communicate()
+    assert time.monotonic() < deadline, 'the training never logged a step'
+    time.sleep(0.5)
+  speedrun_process.send_signal(signal.SIGTERM)
+  _, stderr = speedrun_process.communicate(timeout=300)
+  assert speedrun_process.returncode != 0
+  assert 'stopped (SIGTERM) during seed 0, and its training with it' in stderr
+  assert not _processes_naming(str(out / 'seed-0'))
+  assert (out / 'seed-0' / 'checkpoints').is_dir()  # Saved as it stopped.
 
 
 @pytest.mark.parametrize('seeds,target,message', [

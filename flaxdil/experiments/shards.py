@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 from flaxdil.errors import ConfigError
+from flaxdil.experiments import children
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -63,13 +64,13 @@ def parallel(argv: list[str], count: int, log_dir: str) -> list[int]:
     raise ConfigError(f'--parallel={count}: this machine lets the sweep use '
                       f'{len(cores)} cores; give 1 to {len(cores)}.')
   os.makedirs(log_dir, exist_ok=True)
-  children = []
+  started = []
   for k in range(count):
     mine = set(cores[k * len(cores) // count:(k + 1) * len(cores) // count])
     log = open(os.path.join(log_dir, f'shard-{k}.log'), 'a')
-    children.append(subprocess.Popen(
+    started.append(subprocess.Popen(
         [sys.executable, *argv, f'--shard={k}/{count}'], stdout=log,
         stderr=subprocess.STDOUT,
         env=dict(os.environ, **{CORES: ','.join(map(str, sorted(mine)))})))
     log.close()
-  return [child.wait() for child in children]
+  return children.wait(started)[0]  # A SIGTERM here stops every shard.

@@ -25,7 +25,7 @@ import ml_collections
 
 from flaxdil import timing
 from flaxdil.errors import FlaxdilError
-from flaxdil.experiments import stats
+from flaxdil.experiments import children, stats
 from flaxdil.workdir import files
 
 
@@ -64,11 +64,16 @@ def run_seed(main_args: list[str], seed: int, workdir: str) -> dict:
   os.makedirs(os.path.dirname(workdir) or '.', exist_ok=True)
   start = time.monotonic()
   with open(log_path, 'w') as log:
-    code = subprocess.run(
+    (code,), stopped = children.wait([subprocess.Popen(
         [sys.executable, '-m', 'flaxdil', *main_args,
          f'--config.seed={seed}', f'--workdir={workdir}'],
-        stdout=log, stderr=subprocess.STDOUT).returncode
+        stdout=log, stderr=subprocess.STDOUT)])
   seconds = time.monotonic() - start
+  if stopped:
+    raise FlaxdilError(
+        f'stopped (SIGTERM) during seed {seed}, and its training with it '
+        f'(exit {code}; its output is in {log_path}). A stopped seed is not '
+        'timed end to end: run the speedrun again with a new --out.')
   if code:
     raise FlaxdilError(f'seed {seed} failed (exit {code}); its output is in '
                        f'{log_path}.')
