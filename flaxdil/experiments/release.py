@@ -209,6 +209,10 @@ def card(name: str, entry: dict, config, class_names: list[str],
   # a placeholder (it named a directory of the machine that ran it).
   reproduce = (re.sub(r'--out=\S+', '--out=OUT', spread['command'])
                if spread else 'see provenance')
+  # Recipes move on (a config file is the best known recipe of its day):
+  # the code and configs these weights were trained with.
+  checkout = (f'git checkout {provenance["trained_commit"]}\n'
+              if provenance.get('trained_commit') else '')
   δ = config.dilation
   held_out = config.validation_size
   if held_out:
@@ -282,7 +286,7 @@ Evaluation {'averages the logits of each image and its mirror image (test-time f
 {notes}
 ## Reproduce
 ```
-{reproduce}
+{checkout}{reproduce}
 python bin/release.py --workdir=OUT/seed-{config.seed} --name={name}
 ```
 """
