@@ -156,12 +156,10 @@ def from_weights(weights) -> Restored:
                   weights.info, Devices.of())
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
-                        split: str | None = None,
-                        step: int | None = None) -> dict:
-  """Evaluates a saved checkpoint on a whole split (default: the test
+def evaluate_restored(restored: Restored, workdir: str,
+                      split: str | None = None) -> dict:
+  """Evaluates a restored checkpoint on a whole split (default: the test
   split); writes WORKDIR/eval_SPLIT.json."""
-  restored = restore_state(config, workdir, step)
   config, info, devices = restored.config, restored.info, restored.devices
   (size,) = rules.check_splits(config, {'--split': split} if split else
                                {'config.test_split': config.test_split}
@@ -170,6 +168,15 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   return evaluate_state(pipeline, pmapped_eval_step(config, info, devices),
                         restored.state, restored.step, workdir,
                         split or config.test_split)
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
+                        split: str | None = None,
+                        step: int | None = None) -> dict:
+  """Evaluates a saved checkpoint on a whole split (default: the test
+  split); writes WORKDIR/eval_SPLIT.json."""
+  return evaluate_restored(restore_state(config, workdir, step), workdir,
+                           split)
 
 
 def retest(config: ml_collections.ConfigDict, trained: str, step: int,
@@ -184,9 +191,6 @@ def retest(config: ml_collections.ConfigDict, trained: str, step: int,
   saved = record.read_config(trained) or {}
   record.check_identity(with_fields(
       config, ema_decay=saved.get('ema_decay', config.ema_decay)), trained)
-  (size,) = rules.check_splits(
-      config, {'config.test_split': config.test_split}).values()
   state, step = restore_checkpoint(config, info, trained, step)
-  return evaluate_state(inputs.choose(config, info, devices, size),
-                        pmapped_eval_step(config, info, devices), state, step,
-                        workdir, config.test_split)
+  return evaluate_restored(Restored(state, step, config, info, devices),
+                           workdir)
