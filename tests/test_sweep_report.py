@@ -65,7 +65,7 @@ def test_a_run_that_reads_another_may_change_only_how_it_is_tested():
       ('without_test_time_shift', 'fast')]
   for run in readers:
     sweep.check_reads(run, sweep.load_config(run, CONFIGS), fast)
-  for arg, field in (('weight_decay=0.0', 'weight_decay: 0.5 there, 0.0'),
+  for arg, field in (('weight_decay=0.0', 'weight_decay: 1.5 there, 0.0'),
                      ('ema_decay=0.9', 'ema_decay: 0.99 there, 0.9')):
     run = sweep.Run('bad', 'cifar10_fast', arg, reads='fast')
     with pytest.raises(ConfigError, match=field):

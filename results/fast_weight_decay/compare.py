@@ -1,0 +1,77 @@
+"""Weight decay 0.05 / 0.5 / 1.5 in the 8-epoch fast recipe, paired by seed,
+from the files of this repository's results folders (issue 26).
+
+  python results/fast_weight_decay/compare.py
+
+Each value is a seed's final test accuracy, read the recipe's way (EMA,
+test-time flip, 2-px shift); a difference is one decay minus another at
+the same seed (same data order and initialisation); the interval is
+Student's 95 % interval of the mean (flaxdil.experiments.stats).
+"""
+
+import glob
+import json
+import os
+import re
+
+from flaxdil.experiments import stats
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.dirname(HERE)
+
+
+def seeds_in(*folders: str) -> dict:
+  """{seed: test accuracy} of every seed-K.summary.json in the folders."""
+  found = {}
+  for folder in folders:
+    for path in glob.glob(os.path.join(RESULTS, folder,
+                                       'seed-*.summary.json')):
+      seed = int(re.search(r'seed-(\d+)', os.path.basename(path)).group(1))
+      with open(path) as f:
+        found[seed] = json.load(f)['test_accuracy']
+  return found
+
+
+ROWS = {
+    # The recipe before c137b1b (results/speedrun_fast/ and the 2-px
+    # shift's reading of seeds 0 and 1 in results/tta_shift/).
+    '0.05': {**seeds_in('speedrun_fast/fast_d0_seed2'),
+             0: json.load(open(os.path.join(
+                 RESULTS, 'tta_shift', 'fast_d0_seed-0-shift2.json')))
+             ['accuracy'],
+             1: json.load(open(os.path.join(
+                 RESULTS, 'tta_shift', 'fast_d0_seed1_seed-1-shift2.json')))
+             ['accuracy']},
+    '0.5': seeds_in('fast_weight_decay/wd05', 'fast_weight_decay/wd05_seed1',
+                    'fast_weight_decay/wd05_seed2'),
+    '1.5': seeds_in('fast_weight_decay/wd15_seed0',
+                    'fast_weight_decay/wd15_8ep'),
+}
+
+
+def percent(value: float) -> str:
+  return f'{100 * value:.2f}'
+
+
+def main() -> None:
+  for name, values in ROWS.items():
+    described = stats.describe(list(values.values()))
+    spread = (f' ± {percent(described["std"])}, 95 % interval '
+              f'[{percent(described["ci95"][0])}, '
+              f'{percent(described["ci95"][1])}]'
+              if described['std'] is not None else '')
+    each = ', '.join(f'{s}: {percent(v)}' for s, v in sorted(values.items()))
+    print(f'weight decay {name}: {percent(described["mean"])} %{spread} '
+          f'over {described["n"]} seeds ({each})')
+  for new, old in (('0.5', '0.05'), ('1.5', '0.5'), ('1.5', '0.05')):
+    paired = stats.paired_differences(ROWS[new], ROWS[old])
+    interval = paired['ci95']
+    shown = (f'[{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}]'
+             if interval else '(one seed)')
+    each = ', '.join(f'{100 * d:+.2f}' for d in paired['differences'])
+    print(f'{new} minus {old}, seeds {paired["seeds"]}: '
+          f'{100 * paired["mean"]:+.2f} points {shown} ({each})')
+
+
+if __name__ == '__main__':
+  main()
