@@ -20,6 +20,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.dirname(HERE)
 
 
+def accuracy(path: str) -> float:
+  """The test accuracy a run's summary.json or an eval's JSON records."""
+  with open(os.path.join(RESULTS, path)) as f:
+    record = json.load(f)
+  return record.get('test_accuracy', record.get('accuracy'))
+
+
 def seeds_in(*folders: str) -> dict:
   """{seed: test accuracy} of every seed-K.summary.json in the folders."""
   found = {}
@@ -27,8 +34,7 @@ def seeds_in(*folders: str) -> dict:
     for path in glob.glob(os.path.join(RESULTS, folder,
                                        'seed-*.summary.json')):
       seed = int(re.search(r'seed-(\d+)', os.path.basename(path)).group(1))
-      with open(path) as f:
-        found[seed] = json.load(f)['test_accuracy']
+      found[seed] = accuracy(path)
   return found
 
 
@@ -36,12 +42,8 @@ ROWS = {
     # The recipe before c137b1b (results/speedrun_fast/ and the 2-px
     # shift's reading of seeds 0 and 1 in results/tta_shift/).
     '0.05': {**seeds_in('speedrun_fast/fast_d0_seed2'),
-             0: json.load(open(os.path.join(
-                 RESULTS, 'tta_shift', 'fast_d0_seed-0-shift2.json')))
-             ['accuracy'],
-             1: json.load(open(os.path.join(
-                 RESULTS, 'tta_shift', 'fast_d0_seed1_seed-1-shift2.json')))
-             ['accuracy']},
+             0: accuracy('tta_shift/fast_d0_seed-0-shift2.json'),
+             1: accuracy('tta_shift/fast_d0_seed1_seed-1-shift2.json')},
     '0.5': seeds_in('fast_weight_decay/wd05', 'fast_weight_decay/wd05_seed1',
                     'fast_weight_decay/wd05_seed2'),
     '1.5': seeds_in('fast_weight_decay/wd15_seed0',
