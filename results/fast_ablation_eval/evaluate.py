@@ -7,7 +7,8 @@ Two of the recipe's tricks change nothing in training: the EMA of the
 weights (kept beside the weights, never fed back) and the test-time flip.
 So each trained checkpoint is its own pair: the recipe's reading (EMA,
 flip, 2-px shift: results/tta_shift/) against the same checkpoint read
-without one trick. 'without_ema' reads the raw weights and BatchNorm
+without one trick (the shift's row was added with results/fast_9ep/;
+the first two rows' files here predate it). 'without_ema' reads the raw weights and BatchNorm
 statistics of the checkpoint the EMA was saved with (what a run with
 ema_decay=0 would have trained, bit for bit); the command line refuses
 that (ema_decay names what a workdir holds), hence this script, which
@@ -25,7 +26,8 @@ from flaxdil.training import evaluation, inputs
 from flaxdil.training.devices import Devices
 
 VARIANTS = {'without_ema': {'ema_decay': 0.0},
-            'without_test_time_flip': {'test_time_flip': False}}
+            'without_test_time_flip': {'test_time_flip': False},
+            'without_test_time_shift': {'test_time_shift': 0}}
 
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
