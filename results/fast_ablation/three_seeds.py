@@ -21,7 +21,8 @@ RESULTS = os.path.dirname(HERE)
 
 
 def accuracy(*path: str) -> float:
-  record = json.load(open(os.path.join(RESULTS, *path)))
+  with open(os.path.join(RESULTS, *path)) as f:
+    record = json.load(f)
   return record.get('test_accuracy', record.get('accuracy'))
 
 
