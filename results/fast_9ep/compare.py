@@ -16,11 +16,9 @@ the same checkpoint read with and without one trick.
 import os
 import sys
 
-from flaxdil.experiments import stats
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'fast_weight_decay'))
-from compare import accuracy, percent, seeds_in  # noqa: E402
+from compare import accuracy, described, difference, seeds_in  # noqa: E402
 
 NINE_EPOCHS = seeds_in('fast_9ep')
 EIGHT_EPOCHS = seeds_in('fast_weight_decay/wd15_seed0',
@@ -31,27 +29,9 @@ WITHOUT = {trick: {seed: accuracy(f'fast_9ep/eval/d_9ep_seed-{seed}-'
            for trick in ('ema', 'test_time_flip', 'test_time_shift')}
 
 
-def line(name: str, values: dict) -> str:
-  described = stats.describe(list(values.values()))
-  interval = described['ci95']
-  each = ', '.join(f'{s}: {percent(v)}' for s, v in sorted(values.items()))
-  return (f'{name}: {percent(described["mean"])} ± '
-          f'{percent(described["std"])} %, 95 % interval '
-          f'[{percent(interval[0])}, {percent(interval[1])}] over '
-          f'{described["n"]} seeds ({each})')
-
-
-def difference(name: str, values: dict, reference: dict) -> str:
-  paired = stats.paired_differences(values, reference)
-  low, high = paired['ci95']
-  each = ', '.join(f'{100 * d:+.2f}' for d in paired['differences'])
-  return (f'{name}, seeds {paired["seeds"]}: {100 * paired["mean"]:+.2f} '
-          f'points [{100 * low:+.2f}, {100 * high:+.2f}] ({each})')
-
-
 def main() -> None:
-  print(line('9 epochs (machine D)', NINE_EPOCHS))
-  print(line('8 epochs (machine C)', EIGHT_EPOCHS))
+  print(described('9 epochs (machine D)', NINE_EPOCHS))
+  print(described('8 epochs (machine C)', EIGHT_EPOCHS))
   print(difference('9 minus 8 epochs, same seeds, two machines',
                    NINE_EPOCHS, EIGHT_EPOCHS))
   for trick, values in WITHOUT.items():

@@ -3,18 +3,19 @@ trained checkpoints (issue 26, item 4).
 
   python results/fast_ablation_eval/evaluate.py OUT CONFIG WORKDIR [CONFIG WORKDIR ...]
 
-Two of the recipe's tricks change nothing in training: the EMA of the
-weights (kept beside the weights, never fed back) and the test-time flip.
-So each trained checkpoint is its own pair: the recipe's reading (EMA,
-flip, 2-px shift: results/tta_shift/) against the same checkpoint read
-without one trick (the shift's row was added with results/fast_9ep/;
-the first two rows' files here predate it). 'without_ema' reads the raw weights and BatchNorm
-statistics of the checkpoint the EMA was saved with (what a run with
-ema_decay=0 would have trained, bit for bit); the command line refuses
-that (ema_decay names what a workdir holds), hence this script, which
-restores with flaxdil.training.evaluation directly. Each result is
-written to OUT/NAME-VARIANT.json, NAME being the workdir's parent and
-base names.
+Three of the recipe's tricks change nothing in training: the EMA of the
+weights (kept beside the weights, never fed back), the test-time flip and
+the test-time shift. So each trained checkpoint is its own pair: the
+recipe's reading (EMA, flip, 2-px shift: results/tta_shift/) against the
+same checkpoint read without one trick. (The shift's variant came with
+results/fast_9ep/; this folder's files predate it, and the shift's
+earlier readings are in results/tta_shift/.) 'without_ema' reads the raw
+weights and BatchNorm statistics of the checkpoint the EMA was saved with
+(what a run with ema_decay=0 would have trained, bit for bit); the
+command line refuses that (ema_decay names what a workdir holds), hence
+this script, which restores with flaxdil.training.evaluation directly.
+Each result is written to OUT/NAME-VARIANT.json, NAME being the workdir's
+parent and base names.
 """
 
 import os

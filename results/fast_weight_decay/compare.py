@@ -55,25 +55,34 @@ def percent(value: float) -> str:
   return f'{100 * value:.2f}'
 
 
-def main() -> None:
-  for name, values in ROWS.items():
-    described = stats.describe(list(values.values()))
-    spread = (f' ± {percent(described["std"])}, 95 % interval '
-              f'[{percent(described["ci95"][0])}, '
-              f'{percent(described["ci95"][1])}]'
-              if described['std'] is not None else '')
-    each = ', '.join(f'{s}: {percent(v)}' for s, v in sorted(values.items()))
-    print(f'weight decay {name}: {percent(described["mean"])} %{spread} '
-          f'over {described["n"]} seeds ({each})')
-  for new, old in (('0.5', '0.05'), ('1.5', '0.5'), ('1.5', '0.05')):
-    paired = stats.paired_differences(ROWS[new], ROWS[old])
-    interval = paired['ci95']
-    shown = (f'[{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}]'
-             if interval else '(one seed)')
-    each = ', '.join(f'{100 * d:+.2f}' for d in paired['differences'])
-    print(f'{new} minus {old}, seeds {paired["seeds"]}: '
+def described(name: str, values: dict) -> str:
+  """NAME: the mean, spread and 95 % interval of {seed: accuracy}, and
+  each seed's value."""
+  d = stats.describe(list(values.values()))
+  spread = (f' ± {percent(d["std"])}, 95 % interval '
+            f'[{percent(d["ci95"][0])}, {percent(d["ci95"][1])}]'
+            if d['std'] is not None else '')
+  each = ', '.join(f'{s}: {percent(v)}' for s, v in sorted(values.items()))
+  return f'{name}: {percent(d["mean"])} %{spread} over {d["n"]} seeds ({each})'
+
+
+def difference(name: str, values: dict, reference: dict) -> str:
+  """NAME: `values` minus `reference` at the seeds both have, its 95 %
+  interval and each seed's difference."""
+  paired = stats.paired_differences(values, reference)
+  interval = paired['ci95']
+  shown = (f'[{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}]'
+           if interval else '(one seed)')
+  each = ', '.join(f'{100 * d:+.2f}' for d in paired['differences'])
+  return (f'{name}, seeds {paired["seeds"]}: '
           f'{100 * paired["mean"]:+.2f} points {shown} ({each})')
 
+
+def main() -> None:
+  for name, values in ROWS.items():
+    print(described(f'weight decay {name}', values))
+  for new, old in (('0.5', '0.05'), ('1.5', '0.5'), ('1.5', '0.05')):
+    print(difference(f'{new} minus {old}', ROWS[new], ROWS[old]))
 
 if __name__ == '__main__':
   main()
