@@ -94,7 +94,11 @@ SWEEPS = {
             # The recipe's weight decay 1.5 against the hour-long
             # recipe's 0.05 and 0.5 (results/fast_weight_decay/).
             ('with_weight_decay_0.05', 'weight_decay=0.05'),
-            ('with_weight_decay_0.5', 'weight_decay=0.5'))],
+            ('with_weight_decay_0.5', 'weight_decay=0.5'),
+            # The recipe's 9 epochs and 2-pixel crop padding against the
+            # 8 epochs and 4 pixels before (results/fast_candidates/).
+            ('with_8_epochs', 'num_epochs=8'),
+            ('with_crop_padding_4', 'crop_padding=4'))],
 }
 
 
