@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT
 from flaxdil.errors import FlaxdilError
 from flaxdil.experiments import speedrun
+from flaxdil.workdir import lock
 
 
 @pytest.mark.slow
@@ -34,6 +35,7 @@ def test_speedrun_times_each_seed_and_tables_them(tmp_path, shared_tfds_dir):
     assert r['wall_seconds'] > r['train_wall_seconds'] > 0
     summary = json.load(open(out / f'seed-{r["seed"]}' / 'summary.json'))
     assert r['test_accuracy'] == summary['test_accuracy']
+    assert json.load(open(out / f'seed-{r["seed"]}.json')) == r  # Kept.
   accuracies = [r['test_accuracy'] for r in record['seeds']]
   assert record['accuracy']['mean'] == pytest.approx(sum(accuracies) / 2)
   assert record['reached'] == sum(a >= 0.05 for a in accuracies)
@@ -81,6 +83,50 @@ def test_a_stopped_speedrun_stops_its_training(tmp_path, shared_tfds_dir):
   assert 'stopped (SIGTERM) during seed 0, and its training with it' in stderr
   assert not _processes_naming(str(out / 'seed-0'))
   assert (out / 'seed-0' / 'checkpoints').is_dir()  # Saved as it stopped.
+
+
+def test_a_speedrun_resumes_by_seeds(tmp_path, tiny_config, monkeypatch):
+  """Finished seeds are kept from an earlier sitting; a stopped one starts
+  over with its workdir kept aside; other arguments are refused."""
+  out, trained = tmp_path / 'fast', []
+
+  def fake_seed(main_args, seed, workdir):
+    os.makedirs(workdir)
+    (tmp_path / 'fast' / f'seed-{seed}' / 'partial').write_text('x')
+    trained.append(seed)
+    if seed == stop_at:
+      raise FlaxdilError(f'stopped (SIGTERM) during seed {seed}')
+    return {'seed': seed, 'test_accuracy': 0.8 + seed / 100,
+            'wall_seconds': 60.0 + seed, 'train_wall_seconds': 50.0,
+            'images_seen': 96, 'evaluated_step': 6, 'devices': '1 x cpu',
+            'selected_on_validation': False}
+
+  monkeypatch.setattr(speedrun, 'run_seed', fake_seed)
+  stop_at = 1
+  with pytest.raises(FlaxdilError, match='during seed 1'):
+    speedrun.run(tiny_config, ['--a'], [0, 1], str(out), 0.81)
+  assert (out / 'seed-0.json').exists() and not (out / 'seed-1.json').exists()
+  assert not (out / 'speedrun.json').exists()  # No table of a stopped run.
+
+  stop_at = None
+  record = speedrun.run(tiny_config, ['--a'], [0, 1, 2], str(out), 0.81)
+  assert trained == [0, 1, 1, 2]  # Seed 0 kept, seed 1 over from its start.
+  assert (out / 'seed-1.stopped' / 'partial').exists()
+  assert [r['seed'] for r in record['seeds']] == [0, 1, 2]
+  assert record['reached'] == 2 and record['accuracy']['n'] == 3
+  assert record['commit'] == record['seeds'][0]['commit']
+  assert '| 2 | 82.00 % | 1.0 min | 96 |' in (out / 'speedrun.md').read_text()
+
+  # A seed whose training still runs (its workdir locked) is not set aside.
+  (out / 'seed-3').mkdir()
+  with lock.WorkdirLock(str(out / 'seed-3')):
+    with pytest.raises(FlaxdilError, match='is in use by another run'):
+      speedrun.run(tiny_config, ['--a'], [3], str(out), None)
+  assert (out / 'seed-3').is_dir() and trained == [0, 1, 1, 2]
+
+  with pytest.raises(FlaxdilError, match='ran other arguments'):
+    speedrun.run(tiny_config, ['--b'], [0], str(out), None)
+  assert trained == [0, 1, 1, 2]
 
 
 @pytest.mark.parametrize('seeds,target,message', [

@@ -185,12 +185,16 @@ def _copy_export(export_dir: str, onnx_path: str) -> dict:
 
 
 def _trained_commit(workdir: str) -> str | None:
-  """The commit the run trained at, where its speedrun recorded it."""
-  parent = os.path.join(os.path.dirname(os.path.abspath(workdir)),
-                        'speedrun.json')
-  if os.path.exists(parent):
-    with open(parent) as f:
-      return json.load(f).get('commit')
+  """The commit the run trained at, where its speedrun recorded it: the
+  seed's own result (OUT/seed-K.json; a speedrun's seeds may span
+  sittings and commits), else the speedrun's table (before seeds kept
+  their own)."""
+  workdir = os.path.abspath(workdir)
+  for path in (workdir + '.json',
+               os.path.join(os.path.dirname(workdir), 'speedrun.json')):
+    if os.path.exists(path):
+      with open(path) as f:
+        return json.load(f).get('commit')
   return None
 
 

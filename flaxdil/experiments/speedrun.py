@@ -9,8 +9,15 @@ num_train_steps, no early stop); nothing is selected on the test split
 (with validation_size=0 nothing is selected at all, and the final weights,
 the EMA where kept, are tested once at the end); the time runs end to end:
 process start, data read, compile, training and the final evaluation. A
-resumed run would not be timed end to end, so a seed whose workdir already
-holds anything is refused.
+resumed run would not be timed end to end, so a seed never resumes.
+
+A speedrun does resume, by seeds: each finished seed's result is kept in
+OUT/seed-K.json, and the same command run again (or with more seeds) keeps
+those and trains the rest, so five 27-minute seeds may span sittings. A
+seed stopped midway starts over; its workdir is kept aside as
+OUT/seed-K.stopped (nothing is deleted). The seeds' results must come from
+the same bin/main.py arguments; each keeps its own commit, CPU and compile
+cache, and the table names every one.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import ml_collections
 from flaxdil import timing
 from flaxdil.errors import FlaxdilError
 from flaxdil.experiments import children, stats
-from flaxdil.workdir import files
+from flaxdil.workdir import files, lock
 
 
 def compile_cache() -> str:
@@ -73,7 +80,8 @@ def run_seed(main_args: list[str], seed: int, workdir: str) -> dict:
     raise FlaxdilError(
         f'stopped (SIGTERM) during seed {seed}, and its training with it '
         f'(exit {code}; its output is in {log_path}). A stopped seed is not '
-        'timed end to end: run the speedrun again with a new --out.')
+        'timed end to end: run the same command again to keep the finished '
+        'seeds and start this one over.')
   if code:
     raise FlaxdilError(f'seed {seed} failed (exit {code}); its output is in '
                        f'{log_path}.')
@@ -119,10 +127,44 @@ def table(record: dict) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def _distinct(results: list[dict], key: str) -> str:
+  """The seeds' values of `key`, each once, in seed order: one commit, CPU
+  or compile cache where the seeds ran in one sitting, else each."""
+  return ' / '.join(dict.fromkeys(str(r[key]) for r in results))
+
+
+def _kept_result(out: str, seed: int, main_args: list[str]) -> dict | None:
+  """Seed's result from an earlier sitting in OUT, if it finished one. A
+  seed that started and did not finish has its workdir set aside (kept,
+  as OUT/seed-K.stopped[-N]) so that it starts over, timed end to end."""
+  workdir = os.path.join(out, f'seed-{seed}')
+  kept_path = workdir + '.json'
+  if os.path.exists(kept_path):
+    kept = files.read_json(kept_path, f'seed {seed}\'s result')
+    if kept['main_args'] != main_args:
+      raise FlaxdilError(
+          f'{kept_path} ran other arguments ({" ".join(kept["main_args"])}) '
+          f'than these ({" ".join(main_args)}): a table holds one recipe. '
+          'Fix: give --out a new directory.')
+    return kept
+  if os.path.exists(workdir) and os.listdir(workdir):
+    with lock.WorkdirLock(workdir):  # Refuses a seed that is still training.
+      pass
+    aside, n = workdir + '.stopped', 1
+    while os.path.exists(aside):
+      n += 1
+      aside = f'{workdir}.stopped-{n}'
+    os.rename(workdir, aside)
+    print(f'seed {seed} stopped in an earlier sitting: it starts over (its '
+          f'workdir is kept as {aside})', flush=True)
+  return None
+
+
 def run(config: ml_collections.ConfigDict, main_args: list[str],
         seeds: list[int], out: str, target: float | None) -> dict:
   """Trains `seeds` of main_args' config one after another in OUT/seed-K,
-  then writes OUT/speedrun.json and OUT/speedrun.md.
+  keeping those OUT already holds finished from an earlier sitting, then
+  writes OUT/speedrun.json and OUT/speedrun.md over all of them.
 
   Args:
     config: the config main_args give (for its batch size and name).
@@ -138,12 +180,21 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
   if target is not None and not 0 < target <= 1:
     raise FlaxdilError(f'--target={target} is not a test accuracy in (0, 1]. '
                        'Fix: give a fraction, e.g. --target=0.8425.')
-  cache, commit = compile_cache(), git_commit()  # What the seeds run.
-  print(f'{timing.cpu_description()}; compile cache: {cache}', flush=True)
+  sitting = {'main_args': main_args, 'commit': git_commit(),  # What runs.
+             'cpu': timing.cpu_description(), 'compile_cache': compile_cache()}
+  print(f'{sitting["cpu"]}; compile cache: {sitting["compile_cache"]}',
+        flush=True)
   results = []
   for seed in seeds:
-    results.append(run_seed(main_args, seed,
-                            os.path.join(out, f'seed-{seed}')))
+    kept = _kept_result(out, seed, main_args)
+    if kept is not None:
+      results.append(kept)
+      print(f'seed {seed}: kept from an earlier sitting (commit '
+            f'{kept["commit"]})', flush=True)
+      continue
+    workdir = os.path.join(out, f'seed-{seed}')
+    results.append({**run_seed(main_args, seed, workdir), **sitting})
+    files.write_json_atomic(workdir + '.json', results[-1])
     r = results[-1]
     print(f'seed {seed}: test accuracy {100 * r["test_accuracy"]:.2f} % in '
           f'{r["wall_seconds"] / 60:.1f} min ({r["images_seen"]:,} images '
@@ -151,12 +202,13 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
   accuracies = [r['test_accuracy'] for r in results]
   record = {
       'command': ' '.join(['python bin/speedrun.py'] + sys.argv[1:]),
-      'main_args': main_args, 'commit': commit,
-      'cpu': timing.cpu_description(), 'machine': platform.machine(),
+      'main_args': main_args, 'commit': _distinct(results, 'commit'),
+      'cpu': _distinct(results, 'cpu'), 'machine': platform.machine(),
       # What trained (the seeds' own record: this process starts no JAX,
       # so that a GPU's memory is the training's).
-      'devices': results[0]['devices'],
-      'compile_cache': cache, 'target': target, 'seeds': results,
+      'devices': _distinct(results, 'devices'),
+      'compile_cache': _distinct(results, 'compile_cache'),
+      'target': target, 'seeds': results,
       'accuracy': stats.describe(accuracies),
       'wall_seconds': stats.describe([r['wall_seconds'] for r in results]),
       'reached': (sum(a >= target for a in accuracies)
@@ -165,7 +217,6 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
   }
   files.write_json_atomic(os.path.join(out, 'speedrun.json'), record)
   text = table(record)
-  with open(os.path.join(out, 'speedrun.md'), 'w') as f:
-    f.write(text)
+  files.write_text_atomic(os.path.join(out, 'speedrun.md'), text)
   print(text, flush=True)
   return record
