@@ -63,6 +63,25 @@ def test_augment_crops_and_flips_per_example_key():
       augment.augment(images, keys, crop_padding=0, random_flip=False), images)
 
 
+def test_an_early_crop_is_a_window_of_the_padded_image():
+  """config.early_crop_size: S×S anywhere in the padded image, unscaled."""
+  images = jnp.asarray(_split(6, size=8).images)
+  keys = jax.random.split(jax.random.key(3), 6)
+  out = np.asarray(augment.augment(images, keys, crop_padding=2,
+                                   random_flip=False, crop_size=6))
+  assert out.shape == (6, 6, 6, 3)
+  padded = np.pad(np.asarray(images), ((0, 0), (2, 2), (2, 2), (0, 0)))
+  corners = set()
+  for i in range(6):
+    found = [(y, x) for y in range(7) for x in range(7)
+             if np.array_equal(padded[i, y:y + 6, x:x + 6], out[i])]
+    assert found, f'example {i} is not a window of its padded image'
+    corners.add(found[0])
+  assert len(corners) > 1  # Anywhere, not one fixed window.
+  alone = augment.augment(images[2:3], keys[2:3], 2, False, crop_size=6)
+  np.testing.assert_array_equal(out[2:3], alone)  # Its own key only.
+
+
 def test_the_alternating_flip_mirrors_each_example_every_other_epoch():
   order = batches.BatchOrder(jax.random.key(0), 1000, 100)
   def epoch_flips(epoch):  # By example, over the epoch's ten steps.

@@ -96,6 +96,35 @@ def test_several_steps_per_dispatch_train_bitwise_like_one(tiny_config,
 
 
 @pytest.mark.slow
+def test_early_crops_train_first_and_resume_exactly(tiny_config, tmp_path,
+                                                    mock_cifar, capsys):
+  """config.early_crop_size: the first epochs on smaller crops, in their
+  own program; a block never spans the switch; a resume inside the early
+  epochs, at K = 4, is bitwise the uninterrupted run at K = 1."""
+  _blocks_config(tiny_config)
+  loop.train_and_evaluate(tiny_config, str(tmp_path / 'whole'))
+  # 86 training examples: 5 steps an epoch, so 1.2 epochs are 6 steps.
+  tiny_config.early_crop_size, tiny_config.early_crop_epochs = 24, 1.2
+  one = loop.train_and_evaluate(tiny_config, str(tmp_path / 'one'))
+  assert 'the first 6 on 24x24 crops' in capsys.readouterr().out
+  cropped, uncropped = (_arrays(tmp_path / name, 14)
+                        for name in ('one', 'whole'))
+  assert any(not np.array_equal(cropped[k], uncropped[k]) for k in cropped)
+  resumed = tmp_path / 'resumed'
+  tiny_config.checkpoint_every_steps = 3
+  loop.train_and_evaluate(tiny_config, str(resumed))
+  for name in os.listdir(resumed / 'checkpoints'):
+    if name.isdigit() and int(name) > 3:
+      shutil.rmtree(resumed / 'checkpoints' / name)
+  os.remove(resumed / 'summary.json')
+  tiny_config.steps_per_dispatch = 4
+  loop.train_and_evaluate(tiny_config, str(resumed))
+  for step in (8, 14):
+    _assert_bitwise_equal(_arrays(resumed, step), _arrays(tmp_path / 'one',
+                                                          step))
+
+
+@pytest.mark.slow
 def test_a_divergence_inside_a_block_is_named_and_nothing_nonfinite_saved(
     tiny_config, tmp_path, mock_cifar):
   _blocks_config(tiny_config)

@@ -11,11 +11,11 @@ row here. Step counts' -1 sentinels are resolved in flaxdil.config.budget.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from typing import Any, Callable
 
 import ml_collections
+
+from flaxdil.config import values
 
 # What a resumed training run may do with a field (flaxdil.workdir.record):
 #   IDENTITY  what the parameters mean: refused on resume and when a
@@ -29,59 +29,6 @@ IDENTITY, FIXED, FREE = 'identity', 'fixed', 'free'
 # config.input_pipeline: how training data reaches the devices
 # (flaxdil.training.inputs); both compute the same batches.
 INPUT_PIPELINES = ('auto', 'device', 'stream')
-
-
-def _is_int(value) -> bool:
-  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-  return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-          and math.isfinite(value))
-
-
-def _is_name(value) -> bool:
-  return isinstance(value, str) and bool(value.strip())
-
-
-def _is_optional_path(value) -> bool:
-  return value is None or _is_name(value)
-
-
-def _is_bool(value) -> bool:
-  return isinstance(value, bool)
-
-
-def _ints(value, test) -> bool:
-  return (isinstance(value, (tuple, list)) and len(value) > 0
-          and all(_is_int(v) and test(v) for v in value))
-
-
-def _is_dilation(value) -> bool:
-  if isinstance(value, (tuple, list)):
-    return _ints(value, lambda v: v >= 0)
-  return _is_int(value) and value >= 0
-
-
-def profile_window(text: str) -> tuple[int, int] | None:
-  """config.profile_steps 'A:B' → (A, B); None for '' or anything else."""
-  first, sep, last = str(text).partition(':')
-  try:
-    window = (int(first), int(last))
-  except ValueError:
-    return None
-  return window if sep and 0 <= window[0] < window[1] else None
-
-
-def _one_of(module: str, names: str) -> tuple[Callable, Callable]:
-  """(test, allowed) for a field whose values are the names in
-  flaxdil.MODULE.NAMES, where they are implemented: imported only when a
-  config is checked, so loading a config file imports nothing heavy."""
-  def vocabulary():
-    import importlib
-    return getattr(importlib.import_module(f'flaxdil.{module}'), names)
-  return (lambda v: isinstance(v, str) and v in vocabulary(),
-          lambda: f'one of {", ".join(vocabulary())}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,35 +48,44 @@ class Field:
 FIELDS = {
     # --- Data.
     # A TFDS dataset name.
-    'dataset': Field('cifar10', _is_name, 'a TFDS dataset name', IDENTITY),
+    'dataset': Field('cifar10', values.is_name, 'a TFDS dataset name', IDENTITY),
     # None: $TFDS_DATA_DIR, else the TFDS default (downloading if allowed).
-    'data_dir': Field(None, _is_optional_path, 'a directory, or None', FREE,
+    'data_dir': Field(None, values.is_optional_path, 'a directory, or None', FREE,
                       str),
     # Where a dataset read from downloaded files finds them (Tiny ImageNet:
     # the directory holding tiny-imagenet-200.zip); it is then prepared once
     # into data_dir.
-    'manual_dir': Field(None, _is_optional_path, 'a directory, or None',
+    'manual_dir': Field(None, values.is_optional_path, 'a directory, or None',
                         FREE, str),
-    'train_split': Field('train', _is_name, 'a split name or TFDS slice',
+    'train_split': Field('train', values.is_name, 'a split name or TFDS slice',
                          FIXED),
     # Only for final numbers (--mode=eval).
-    'test_split': Field('test', _is_name, 'a split name or TFDS slice', FREE),
+    'test_split': Field('test', values.is_name, 'a split name or TFDS slice', FREE),
     # Held out of train_split for model selection.
-    'validation_size': Field(5000, lambda v: _is_int(v) and v >= 0,
+    'validation_size': Field(5000, lambda v: values.is_int(v) and v >= 0,
                              'an integer >= 0', FIXED),
     # Random crop after zero-padding; 0: off.
-    'crop_padding': Field(4, lambda v: _is_int(v) and v >= 0,
+    'crop_padding': Field(4, lambda v: values.is_int(v) and v >= 0,
                           'an integer >= 0 (0: off)', FIXED),
     # Horizontal flip.
-    'random_flip': Field(True, _is_bool, 'True or False', FIXED),
+    'random_flip': Field(True, values.is_bool, 'True or False', FIXED),
     # With random_flip: airbench's alternating flip (BatchOrder.flips).
-    'alternating_flip': Field(False, _is_bool, 'True or False', FIXED),
+    'alternating_flip': Field(False, values.is_bool, 'True or False', FIXED),
+    # Progressive resizing by cropping (issue 26): the first
+    # early_crop_epochs epochs train on random S×S crops (S =
+    # early_crop_size) of the padded images, objects at their own scale,
+    # for about (S/side)² of the compute per image; later steps, evaluation
+    # and export see whole images. 0: off.
+    'early_crop_size': Field(0, lambda v: values.is_int(v) and v >= 0,
+                             'an integer >= 0 (0: off)', FIXED),
+    'early_crop_epochs': Field(0.0, lambda v: values.is_number(v) and v >= 0,
+                               'a number of epochs >= 0', FIXED),
     # The size the network sees: None keeps the dataset's own; an integer S
     # resizes every image (bilinear, no antialiasing, on the device, after
     # the augmentation at the dataset's size) to S×S as the network's first
     # operation, in training, evaluation and export alike (e.g. 96: CIFAR-10
     # enlarged 3x).
-    'image_size': Field(None, lambda v: v is None or (_is_int(v) and v >= 1),
+    'image_size': Field(None, lambda v: v is None or (values.is_int(v) and v >= 1),
                         'None (the dataset\'s own size) or an integer >= 1',
                         IDENTITY, int),
     # How training data reaches the devices. 'device': each device holds the
@@ -143,10 +99,10 @@ FIELDS = {
     # size, else 'stream'; the log says which and why.
     'input_pipeline': Field('auto', lambda v: v in INPUT_PIPELINES,
                             f'one of {", ".join(INPUT_PIPELINES)}', FREE),
-    'stream_threads': Field(4, lambda v: _is_int(v) and v >= 1,
+    'stream_threads': Field(4, lambda v: values.is_int(v) and v >= 1,
                             'an integer >= 1', FREE),
     # Steps read ahead; at least stream_threads.
-    'stream_prefetch': Field(8, lambda v: _is_int(v) and v >= 1,
+    'stream_prefetch': Field(8, lambda v: values.is_int(v) and v >= 1,
                              'an integer >= 1 (steps read ahead)', FREE),
 
     # --- Model (these fields fix what the parameters mean: a workdir
@@ -154,71 +110,71 @@ FIELDS = {
     # 'dilated_net' (the paper's), or a Table 1 baseline: 'mobilenet_v1',
     # 'squeezenet', 'googlenet', 'vgg16' (configs/baselines.py); widths,
     # strides and dilation describe dilated_net only.
-    'model': Field('dilated_net', *_one_of('models', 'MODELS'), IDENTITY),
+    'model': Field('dilated_net', *values.one_of('models', 'MODELS'), IDENTITY),
     # Baselines: 'cifar' (32×32 body, no early downsampling) or 'imagenet'
     # (the published 224×224 network).
-    'stem': Field('cifar', *_one_of('models', 'STEMS'), IDENTITY),
+    'stem': Field('cifar', *values.one_of('models', 'STEMS'), IDENTITY),
     # 3→32→…→1024 doubles the width at each downsampling, like MobileNet;
     # with three 1024-wide blocks the CIFAR-10 model has 3.11 M parameters,
     # the paper's 3.1 M. Most parameters sit in the last, 4×4 blocks, where
     # they cost few multiply-adds.
     'widths': Field((32, 64, 128, 256, 512, 512, 1024, 1024, 1024),
-                    lambda v: _ints(v, lambda w: w >= 1),
+                    lambda v: values.ints(v, lambda w: w >= 1),
                     'one integer >= 1 per basic structure, e.g. 32:64:128',
                     IDENTITY),
     'strides': Field((1, 2, 1, 2, 1, 2, 1, 1, 1),
-                     lambda v: _ints(v, lambda s: s in (1, 2)),
+                     lambda v: values.ints(v, lambda s: s in (1, 2)),
                      'one stride per basic structure, each 1 or 2, e.g. '
                      '1:2:1', IDENTITY),
     # The paper's δ: 0 → 3×3, 1 → 7×7, 2 → 11×11; or one δ per structure.
-    'dilation': Field(2, _is_dilation,
+    'dilation': Field(2, values.is_dilation,
                       'the paper\'s δ, an integer >= 0 (0: 3x3, 1: 7x7, 2: '
                       '11x11), or one such integer per basic structure',
                       IDENTITY),
     # Compute dtype; parameters stay float32.
-    'dtype': Field('float32', *_one_of('models', 'DTYPES'), IDENTITY),
-    'bn_momentum': Field(0.9, lambda v: _is_number(v) and 0 <= v < 1,
+    'dtype': Field('float32', *values.one_of('models', 'DTYPES'), IDENTITY),
+    'bn_momentum': Field(0.9, lambda v: values.is_number(v) and 0 <= v < 1,
                          'a number in [0, 1)', FIXED),
     # Kernels for the convolutions (same parameters, same results): 'lax',
     # 'fast' (sliced depthwise + matmul pointwise, for XLA:CPU) or 'auto'.
-    'conv_impl': Field('auto', *_one_of('models', 'CONV_IMPLS'), FREE),
+    'conv_impl': Field('auto', *values.one_of('models', 'CONV_IMPLS'), FREE),
 
     # --- Optimisation: Adam, linear warm-up then the schedule.
     # Global; divided evenly across devices.
-    'batch_size': Field(128, lambda v: _is_int(v) and v >= 1,
+    'batch_size': Field(128, lambda v: values.is_int(v) and v >= 1,
                         'an integer >= 1', FIXED),
-    'eval_batch_size': Field(500, lambda v: _is_int(v) and v >= 1,
+    'eval_batch_size': Field(500, lambda v: values.is_int(v) and v >= 1,
                              'an integer >= 1', FREE),
-    'num_epochs': Field(30, _is_number,
+    'num_epochs': Field(30, values.is_number,
                         'a number (> 0 unless num_train_steps is set)', FREE),
     # -1: num_epochs × steps per epoch.
-    'num_train_steps': Field(-1, lambda v: _is_int(v) and (v == -1 or v >= 1),
+    'num_train_steps': Field(-1, lambda v: values.is_int(v) and (v == -1 or v >= 1),
                              '-1 (from num_epochs) or an integer >= 1', FREE),
     # Peak, reached after warm-up.
-    'learning_rate': Field(2e-3, lambda v: _is_number(v) and v > 0,
+    'learning_rate': Field(2e-3, lambda v: values.is_number(v) and v > 0,
                            'a number > 0', FIXED),
-    'warmup_epochs': Field(1.0, lambda v: _is_number(v) and v >= 0,
+    'warmup_epochs': Field(1.0, lambda v: values.is_number(v) and v >= 0,
                            'a number >= 0', FIXED),
     # After the warm-up, a schedule of flaxdil.config.budget.SCHEDULES:
     # 'cosine' decays to 0 at the last step; 'constant'.
-    'lr_schedule': Field('cosine', *_one_of('config.budget', 'SCHEDULES'),
+    'lr_schedule': Field('cosine', *values.one_of('config.budget', 'SCHEDULES'),
                          FIXED),
     # > 0: AdamW's decoupled decay, of kernels only.
-    'weight_decay': Field(0.0, lambda v: _is_number(v) and v >= 0,
+    'weight_decay': Field(0.0, lambda v: values.is_number(v) and v >= 0,
                           'a number >= 0', FIXED),
-    'label_smoothing': Field(0.0, lambda v: _is_number(v) and 0 <= v < 1,
+    'label_smoothing': Field(0.0, lambda v: values.is_number(v) and 0 <= v < 1,
                              'a number in [0, 1)', FIXED),
     # > 0: keep an exponential moving average of the weights and BatchNorm
     # statistics (this decay per step); validation, checkpoint selection
     # and evaluation use the average.
-    'ema_decay': Field(0.0, lambda v: _is_number(v) and 0 <= v < 1,
+    'ema_decay': Field(0.0, lambda v: values.is_number(v) and 0 <= v < 1,
                        'a number in [0, 1) (0: off)', FIXED),
-    'seed': Field(0, _is_int, 'an integer', FIXED),
+    'seed': Field(0, values.is_int, 'an integer', FIXED),
     # Evaluation (validation and test alike): classify by the mean logits
     # of each image and its horizontal mirror.
-    'test_time_flip': Field(False, _is_bool, 'True or False', FIXED),
+    'test_time_flip': Field(False, values.is_bool, 'True or False', FIXED),
     # S > 0: airbench's test-time translation by S pixels (steps.predict).
-    'test_time_shift': Field(0, lambda v: _is_int(v) and v >= 0,
+    'test_time_shift': Field(0, lambda v: values.is_int(v) and v >= 0,
                              'an integer number of pixels >= 0', FIXED),
 
     # --- Fine-tuning (flaxdil.training.init_from).
@@ -234,32 +190,32 @@ FIELDS = {
     # With init_from: train only the classifier; every other parameter
     # keeps the loaded values (BatchNorm statistics still follow the new
     # data, as a linear probe on the network's features).
-    'freeze_backbone': Field(False, _is_bool, 'True or False', FIXED),
+    'freeze_backbone': Field(False, values.is_bool, 'True or False', FIXED),
 
     # --- Bookkeeping.
-    'log_every_steps': Field(50, lambda v: _is_int(v) and v >= 1,
+    'log_every_steps': Field(50, lambda v: values.is_int(v) and v >= 1,
                              'an integer >= 1', FREE),
     # -1: once per epoch.
-    'eval_every_steps': Field(-1, lambda v: _is_int(v) and (v == -1 or v >= 1),
+    'eval_every_steps': Field(-1, lambda v: values.is_int(v) and (v == -1 or v >= 1),
                               '-1 (once per epoch) or an integer >= 1', FREE),
     # -1: at every evaluation.
     'checkpoint_every_steps': Field(
-        -1, lambda v: _is_int(v) and (v == -1 or v >= 1),
+        -1, lambda v: values.is_int(v) and (v == -1 or v >= 1),
         '-1 (at every evaluation) or an integer >= 1', FREE),
     # Also checkpoint when this many minutes passed since the last
     # checkpoint, so an interrupted run loses at most that much however
     # long an epoch is; 0: off.
     'checkpoint_every_minutes': Field(
-        10.0, lambda v: _is_number(v) and v >= 0,
+        10.0, lambda v: values.is_number(v) and v >= 0,
         'a number of minutes >= 0 (0: off)', FREE),
     # The latest K; the best is kept as well.
-    'keep_checkpoints': Field(3, lambda v: _is_int(v) and v >= 1,
+    'keep_checkpoints': Field(3, lambda v: values.is_int(v) and v >= 1,
                               'an integer >= 1', FREE),
     # A step whose loss or gradients are not finite stops training (exit
     # code 3) unless this is True: then the update is skipped (parameters,
     # optimizer state and BatchNorm statistics kept) and counted in the
     # metrics as nonfinite_steps.
-    'skip_nonfinite_steps': Field(False, _is_bool, 'True or False', FREE),
+    'skip_nonfinite_steps': Field(False, values.is_bool, 'True or False', FREE),
     # Train steps per dispatch to the devices: K > 1 runs K steps inside one
     # compiled program (a lax.scan of the same step), which saves the
     # host's per-step cost where steps are short (small models,
@@ -267,12 +223,12 @@ FIELDS = {
     # K = 1; logging, validation and step-based saves still happen at their
     # exact steps (a block never crosses one), time-based saves and SIGTERM
     # at the end of the block in which they come due.
-    'steps_per_dispatch': Field(1, lambda v: _is_int(v) and v >= 1,
+    'steps_per_dispatch': Field(1, lambda v: values.is_int(v) and v >= 1,
                                 'an integer >= 1', FREE),
     # 'A:B' traces the steps after step A up to step B with jax.profiler
     # into WORKDIR/profile/ (for TensorBoard's profile plugin or Perfetto);
     # '' off.
-    'profile_steps': Field('', lambda v: v == '' or profile_window(v)
+    'profile_steps': Field('', lambda v: v == '' or values.profile_window(v)
                            is not None,
                            "'' (off) or 'A:B' with integers 0 <= A < B "
                            "(traces the steps after A up to B)", FREE),

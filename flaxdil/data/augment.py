@@ -30,20 +30,30 @@ def translations(images: jax.Array, shift: int) -> tuple[jax.Array, jax.Array]:
 
 
 def augment(images: jax.Array, keys: jax.Array, crop_padding: int,
-            random_flip: bool) -> jax.Array:
+            random_flip: bool, crop_size: int | None = None) -> jax.Array:
   """Random crop after zero padding and a random horizontal flip.
 
   `keys` holds one PRNG key per example, so the result depends only on the
   example's key: the same on 1 device or 8, and after a resume.
+
+  crop_size: None crops the images' own size; S crops S×S (anywhere in the
+  padded image), at the same scale (config.early_crop_size).
   """
   def one(image, key):
     crop_key, flip_key = jax.random.split(key)
-    if crop_padding:
-      h, w, _ = image.shape
+    if crop_padding or crop_size:
+      h, w, c = image.shape
       padded = jnp.pad(image, ((crop_padding, crop_padding),
                                (crop_padding, crop_padding), (0, 0)))
-      dy, dx = jax.random.randint(crop_key, (2,), 0, 2 * crop_padding + 1)
-      image = jax.lax.dynamic_slice(padded, (dy, dx, 0), image.shape)
+      if crop_size:
+        corner = jax.random.randint(
+            crop_key, (2,), 0,
+            jnp.array([h, w]) + 2 * crop_padding - crop_size + 1)
+        image = jax.lax.dynamic_slice(padded, (corner[0], corner[1], 0),
+                                      (crop_size, crop_size, c))
+      else:
+        dy, dx = jax.random.randint(crop_key, (2,), 0, 2 * crop_padding + 1)
+        image = jax.lax.dynamic_slice(padded, (dy, dx, 0), image.shape)
     if random_flip:
       image = jnp.where(jax.random.bernoulli(flip_key), image[:, ::-1], image)
     return image

@@ -14,13 +14,14 @@ before.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 import jax
 import numpy as np
 
-from flaxdil.errors import ConfigError, FlaxdilError
+from flaxdil.errors import ConfigError, FlaxdilError, ProcessLost
 
 # A process that stops answering (killed, its host lost) is declared dead
 # after this long without a heartbeat; every other process then fails with
@@ -192,3 +193,22 @@ def is_collective_failure(error: BaseException) -> bool:
     return False
   status = str(error).lstrip().split(':', 1)[0]
   return status in _LOST_PEER_STATUSES
+
+
+@contextlib.contextmanager
+def loss_is_an_error(store):
+  """With several processes, a failed collective almost always means that
+  another process is gone: one clear error (errors.ProcessLost) instead of
+  a runtime traceback. `store`: the run's CheckpointStore, for its latest
+  checkpoint."""
+  try:
+    yield
+  except (jax.errors.JaxRuntimeError, ValueError, RuntimeError) as e:
+    if jax.process_count() == 1 or not is_collective_failure(e):
+      raise
+    raise ProcessLost(
+        f'process {jax.process_index()} of {jax.process_count()}: a '
+        f'collective failed ({str(e).strip().splitlines()[0][:200]}); another '
+        'process of this run has most likely stopped (see its log). The last '
+        f'checkpoint is step {store.latest_step()} in {store.directory}. Fix: '
+        'restart every process with the same command to resume.') from None

@@ -24,7 +24,6 @@ Process 0 alone writes logs and results; a lost process ends the others
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -34,8 +33,7 @@ import numpy as np
 
 from flaxdil.config import rules
 from flaxdil.distributed import preemption, processes
-from flaxdil.errors import (Preempted, ProcessLost, TrainingDiverged,
-                            WorkdirError)
+from flaxdil.errors import Preempted, TrainingDiverged, WorkdirError
 from flaxdil.inspection import summary as model_summary
 from flaxdil.training import evaluation, inputs, setup
 from flaxdil.training.devices import Devices, unreplicate
@@ -127,13 +125,14 @@ def train(run: setup.Run) -> float:
   run.train_seconds.start_session()
   step = run.start_step
   try:
-    with preemption.Watch() as signals, _process_loss_is_an_error(run.store):
+    with preemption.Watch() as signals, processes.loss_is_an_error(run.store):
       profile.at(step)
       while step < total:
-        size = _block_size(run, step, profile.edges)
+        size = _block_size(run, step, (*profile.edges,
+                                       steps_of.early_crop_steps))
         with jax.profiler.StepTraceAnnotation('train', step_num=step + 1):
-          state, metrics = run.train_steps(state, train_inputs.next(size),
-                                           augment_key, resident)
+          state, metrics = run.program(step)(state, train_inputs.next(size),
+                                             augment_key, resident)
         step_metrics.add(step + 1, size, metrics)
         step += size
         profile.at(step, state)
@@ -180,7 +179,10 @@ def _announce(run: setup.Run) -> None:
         f'validation examples, {run.budget.total_steps} steps of '
         f'{config.batch_size} on {run.devices.describe()}'
         + (f', {config.steps_per_dispatch} per dispatch'
-           if config.steps_per_dispatch > 1 else '') + '.', flush=True)
+           if config.steps_per_dispatch > 1 else '')
+        + (f', the first {run.budget.early_crop_steps} on '
+           f'{config.early_crop_size}x{config.early_crop_size} crops'
+           if run.budget.early_crop_steps else '') + '.', flush=True)
 
 
 def _block_size(run: setup.Run, step: int, marks) -> int:
@@ -254,24 +256,6 @@ def _diverged(run: setup.Run, error: NonFiniteStep) -> TrainingDiverged:
 def _all_finite(tree) -> bool:
   return all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
              if np.issubdtype(np.asarray(x).dtype, np.inexact))
-
-
-@contextlib.contextmanager
-def _process_loss_is_an_error(store: checkpoints.CheckpointStore):
-  """With several processes, a failed collective almost always means that
-  another process is gone: one clear error (errors.ProcessLost) instead of
-  a runtime traceback."""
-  try:
-    yield
-  except (jax.errors.JaxRuntimeError, ValueError, RuntimeError) as e:
-    if jax.process_count() == 1 or not processes.is_collective_failure(e):
-      raise
-    raise ProcessLost(
-        f'process {jax.process_index()} of {jax.process_count()}: a '
-        f'collective failed ({str(e).strip().splitlines()[0][:200]}); another '
-        'process of this run has most likely stopped (see its log). The last '
-        f'checkpoint is step {store.latest_step()} in {store.directory}. Fix: '
-        'restart every process with the same command to resume.') from None
 
 
 def summarize(run: setup.Run, train_seconds: float) -> dict:

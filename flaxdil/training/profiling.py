@@ -11,7 +11,7 @@ import os
 
 import jax
 
-from flaxdil.config import defaults
+from flaxdil.config import values
 from flaxdil.distributed import processes
 
 
@@ -25,7 +25,7 @@ class ProfileWindow:
   """
 
   def __init__(self, profile_steps: str, workdir: str, start_step: int):
-    window = defaults.profile_window(profile_steps) if profile_steps else None
+    window = values.profile_window(profile_steps) if profile_steps else None
     self.first, self.last = window or (None, None)
     self.directory = os.path.join(workdir, 'profile')
     if jax.process_count() > 1:  # Each process writes its own trace.

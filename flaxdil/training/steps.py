@@ -51,9 +51,8 @@ class TrainState(train_state.TrainState):
 
 def eval_variables(state: TrainState) -> dict:
   """The variables that evaluation uses: the EMA where there is one."""
-  if state.ema is not None:
-    return state.ema
-  return {'params': state.params, 'batch_stats': state.batch_stats}
+  return (state.ema if state.ema is not None
+          else {'params': state.params, 'batch_stats': state.batch_stats})
 
 
 def update_ema(ema, params, batch_stats, step, decay: float):
@@ -72,8 +71,7 @@ def update_ema(ema, params, batch_stats, step, decay: float):
 
 
 def create_model(config: ml_collections.ConfigDict, info: DatasetInfo):
-  """config's network for info's images, its BatchNorm statistics taken
-  across the pmap axis."""
+  """config's network for info's images (BatchNorm across the pmap axis)."""
   return models.create_model(config, info.num_classes, axis_name=AXIS,
                              input_size=info.image_shape[0])
 
@@ -154,7 +152,8 @@ def cross_entropy(logits, labels, label_smoothing: float = 0.0):
 
 
 def train_step(state: TrainState, batch, augment_key, *,
-               config: ml_collections.ConfigDict, info: DatasetInfo):
+               config: ml_collections.ConfigDict, info: DatasetInfo,
+               crop_size: int | None = None):
   """One optimizer step on this device's rows of the step's global batch;
   call under pmap(AXIS).
 
@@ -164,6 +163,7 @@ def train_step(state: TrainState, batch, augment_key, *,
     augment_key: the run's augmentation key (RunKeys.augment). Each row is
       augmented with a key of (augment_key, step, its global position):
       the same augmentation on any number of devices and after a resume.
+    crop_size: None, or config.early_crop_size while its epochs last.
 
   Returns:
     (the next state, {'loss', 'accuracy', 'nonfinite'} averaged over the
@@ -181,7 +181,8 @@ def train_step(state: TrainState, batch, augment_key, *,
     images = jnp.where(batch['flip'][:, None, None, None], images[:, :, ::-1],
                        images)
   images = augment.augment(images, keys, config.crop_padding,
-                           config.random_flip and 'flip' not in batch)
+                           config.random_flip and 'flip' not in batch,
+                           crop_size)
   images = augment.normalize(images, info.mean, info.std)
 
   def loss_fn(params):
@@ -276,7 +277,8 @@ def gather_batch(resident, indices: jax.Array) -> dict:
 
 
 def train_steps(state: TrainState, step_inputs, augment_key, resident=None,
-                *, config: ml_collections.ConfigDict, info: DatasetInfo):
+                *, config: ml_collections.ConfigDict, info: DatasetInfo,
+                crop_size: int | None = None):
   """`train_step` over the leading axis of `step_inputs` (one entry per
   step), in one program: a lax.scan, or for one step the step itself.
 
@@ -294,7 +296,8 @@ def train_steps(state: TrainState, step_inputs, augment_key, resident=None,
     batch = (inputs if resident is None
              else {**gather_batch(resident, inputs['index']),
                    **({'flip': inputs['flip']} if 'flip' in inputs else {})})
-    return train_step(state, batch, augment_key, config=config, info=info)
+    return train_step(state, batch, augment_key, config=config, info=info,
+                      crop_size=crop_size)
 
   num_steps = jax.tree_util.tree_leaves(step_inputs)[0].shape[0]
   if num_steps == 1:
