@@ -83,16 +83,23 @@ def test_several_steps_per_dispatch_train_bitwise_like_one(tiny_config,
   assert _records(tmp_path / 'four') == _records(tmp_path / 'one')
 
   # A resume that starts inside what would have been a block is exact.
-  resumed = tmp_path / 'resumed'
-  tiny_config.steps_per_dispatch, tiny_config.checkpoint_every_steps = 1, 3
-  loop.train_and_evaluate(tiny_config, str(resumed))
-  for name in os.listdir(resumed / 'checkpoints'):
-    if name.isdigit() and int(name) > 6:
-      shutil.rmtree(resumed / 'checkpoints' / name)
-  os.remove(resumed / 'summary.json')
-  tiny_config.steps_per_dispatch = 4
-  loop.train_and_evaluate(tiny_config, str(resumed))
+  tiny_config.steps_per_dispatch = 1
+  resumed = _resumed_in_blocks(tiny_config, tmp_path / 'resumed', 6)
   _assert_bitwise_equal(_arrays(resumed, 14), _arrays(tmp_path / 'one', 14))
+
+
+def _resumed_in_blocks(config, workdir, step: int):
+  """config's run in workdir, checkpointed every 3 steps, cut back to
+  `step` and resumed at 4 steps a dispatch."""
+  config.checkpoint_every_steps = 3
+  loop.train_and_evaluate(config, str(workdir))
+  for name in os.listdir(workdir / 'checkpoints'):
+    if name.isdigit() and int(name) > step:
+      shutil.rmtree(workdir / 'checkpoints' / name)
+  os.remove(workdir / 'summary.json')
+  config.steps_per_dispatch = 4
+  loop.train_and_evaluate(config, str(workdir))
+  return workdir
 
 
 @pytest.mark.slow
@@ -105,20 +112,12 @@ def test_early_crops_train_first_and_resume_exactly(tiny_config, tmp_path,
   loop.train_and_evaluate(tiny_config, str(tmp_path / 'whole'))
   # 86 training examples: 5 steps an epoch, so 1.2 epochs are 6 steps.
   tiny_config.early_crop_size, tiny_config.early_crop_epochs = 24, 1.2
-  one = loop.train_and_evaluate(tiny_config, str(tmp_path / 'one'))
+  loop.train_and_evaluate(tiny_config, str(tmp_path / 'one'))
   assert 'the first 6 on 24x24 crops' in capsys.readouterr().out
   cropped, uncropped = (_arrays(tmp_path / name, 14)
                         for name in ('one', 'whole'))
   assert any(not np.array_equal(cropped[k], uncropped[k]) for k in cropped)
-  resumed = tmp_path / 'resumed'
-  tiny_config.checkpoint_every_steps = 3
-  loop.train_and_evaluate(tiny_config, str(resumed))
-  for name in os.listdir(resumed / 'checkpoints'):
-    if name.isdigit() and int(name) > 3:
-      shutil.rmtree(resumed / 'checkpoints' / name)
-  os.remove(resumed / 'summary.json')
-  tiny_config.steps_per_dispatch = 4
-  loop.train_and_evaluate(tiny_config, str(resumed))
+  resumed = _resumed_in_blocks(tiny_config, tmp_path / 'resumed', 3)
   for step in (8, 14):
     _assert_bitwise_equal(_arrays(resumed, step), _arrays(tmp_path / 'one',
                                                           step))
