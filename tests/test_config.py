@@ -76,9 +76,9 @@ def test_several_arguments_with_slices_and_tuples():
     ('num_train_steps=-1,num_epochs=0', 'trains nothing'),
     ('alternating_flip=True,random_flip=False', 'random_flip=False flips none'),
     ('test_time_shift=-1', 'config.test_time_shift=-1 is not allowed'),
-    ('early_crop_size=24', 'early_crop_epochs=0.0: set both'),
-    ('early_crop_size=24,early_crop_epochs=2.0,image_size=32',
-     'would resize each crop to 32 again'),
+    ('early_size=24', 'early_epochs=0.0: set both'),
+    ('early_size=24,early_epochs=2.0,image_size=32',
+     'would resize each image to 32 again'),
 ])
 def test_a_bad_value_is_one_line_naming_field_and_what_is_allowed(arg, message):
   with pytest.raises(ConfigError) as error:
@@ -95,14 +95,14 @@ def test_an_impossible_model_shape_is_a_config_error():
                      r'images of shape \(8, 8, 3\)'):
     rules.check_model(load_config('baselines', 'model=vgg16'), small)
   rules.check_model(load_config('baselines', 'model=mobilenet_v1'), small)
-  with pytest.raises(ConfigError, match='early_crop_size=8 is not smaller'):
+  with pytest.raises(ConfigError, match='early_size=8 is not smaller'):
     rules.check_model(load_config('baselines', 'model=mobilenet_v1,'
-                                  'early_crop_size=8,early_crop_epochs=1.0'),
+                                  'early_size=8,early_epochs=1.0'),
                       small)
-  with pytest.raises(ConfigError, match=r'early_crop_size\).*cannot classify'
+  with pytest.raises(ConfigError, match=r'early_size\).*cannot classify'
                      r'.* images of shape \(1, 1, 3\)'):
     rules.check_model(load_config('baselines', 'model=vgg16,'
-                                  'early_crop_size=1,early_crop_epochs=1.0'),
+                                  'early_size=1,early_epochs=1.0'),
                       source.DatasetInfo('big', 10, (32, 32, 3), (0.0,) * 3,
                                          (1.0,) * 3))
   with pytest.raises(ConfigError, match='test_time_shift=8 translates'):

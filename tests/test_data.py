@@ -63,12 +63,13 @@ def test_augment_crops_and_flips_per_example_key():
       augment.augment(images, keys, crop_padding=0, random_flip=False), images)
 
 
-def test_an_early_crop_is_a_window_of_the_padded_image():
-  """config.early_crop_size: S×S anywhere in the padded image, unscaled."""
+def test_early_images_are_windows_of_the_padded_image_or_all_of_it_resized():
+  """config.early_size: S×S anywhere in the padded image, unscaled; or the
+  whole augmented image resized (early_mode='resize')."""
   images = jnp.asarray(_split(6, size=8).images)
   keys = jax.random.split(jax.random.key(3), 6)
   out = np.asarray(augment.augment(images, keys, crop_padding=2,
-                                   random_flip=False, crop_size=6))
+                                   random_flip=False, early_size=6))
   assert out.shape == (6, 6, 6, 3)
   padded = np.pad(np.asarray(images), ((0, 0), (2, 2), (2, 2), (0, 0)))
   corners = set()
@@ -78,8 +79,14 @@ def test_an_early_crop_is_a_window_of_the_padded_image():
     assert found, f'example {i} is not a window of its padded image'
     corners.add(found[0])
   assert len(corners) > 1  # Anywhere, not one fixed window.
-  alone = augment.augment(images[2:3], keys[2:3], 2, False, crop_size=6)
+  alone = augment.augment(images[2:3], keys[2:3], 2, False, early_size=6)
   np.testing.assert_array_equal(out[2:3], alone)  # Its own key only.
+  # early_mode='resize': the whole augmented image, scaled down.
+  whole = augment.augment(images, keys, 2, True)
+  resized = augment.augment(images, keys, 2, True, 4, 'resize')
+  assert resized.shape == (6, 4, 4, 3) and resized.dtype == jnp.float32
+  np.testing.assert_array_equal(resized, jax.image.resize(
+      whole.astype(jnp.float32), (6, 4, 4, 3), 'linear', antialias=True))
 
 
 def test_the_alternating_flip_mirrors_each_example_every_other_epoch():

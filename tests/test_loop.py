@@ -105,15 +105,15 @@ def _resumed_in_blocks(config, workdir, step: int):
 @pytest.mark.slow
 def test_early_crops_train_first_and_resume_exactly(tiny_config, tmp_path,
                                                     mock_cifar, capsys):
-  """config.early_crop_size: the first epochs on smaller crops, in their
+  """config.early_size: the first epochs on smaller crops, in their
   own program; a block never spans the switch; a resume inside the early
   epochs, at K = 4, is bitwise the uninterrupted run at K = 1."""
   _blocks_config(tiny_config)
   loop.train_and_evaluate(tiny_config, str(tmp_path / 'whole'))
   # 86 training examples: 5 steps an epoch, so 1.2 epochs are 6 steps.
-  tiny_config.early_crop_size, tiny_config.early_crop_epochs = 24, 1.2
+  tiny_config.early_size, tiny_config.early_epochs = 24, 1.2
   loop.train_and_evaluate(tiny_config, str(tmp_path / 'one'))
-  assert 'the first 6 on 24x24 crops' in capsys.readouterr().out
+  assert 'the first 6 on 24x24 images (crop)' in capsys.readouterr().out
   cropped, uncropped = (_arrays(tmp_path / name, 14)
                         for name in ('one', 'whole'))
   assert any(not np.array_equal(cropped[k], uncropped[k]) for k in cropped)

@@ -184,16 +184,16 @@ def test_every_step_count_sentinel_is_resolved_in_one_place():
   config = load_config('tiny')
   config.num_train_steps, config.num_epochs = -1, 3
   config.eval_every_steps = config.checkpoint_every_steps = -1
-  config.warmup_epochs, config.early_crop_epochs = 0.5, 1.5
+  config.warmup_epochs, config.early_epochs = 0.5, 1.5
   counts = budget.budget(config, epoch_steps=4)
   assert (counts.total_steps, counts.eval_every, counts.checkpoint_every,
-          counts.warmup_steps, counts.early_crop_steps) == (12, 4, 4, 2, 6)
+          counts.warmup_steps, counts.early_steps) == (12, 4, 4, 2, 6)
   config.eval_every_steps, config.checkpoint_every_steps = 5, -1
   assert budget.budget(config, 4).checkpoint_every == 5  # At evaluations.
   config.num_train_steps, config.warmup_epochs = 3, 10.0
   counts = budget.budget(config, 4)
   assert (counts.total_steps, counts.warmup_steps,
-          counts.early_crop_steps) == (3, 3, 3)
+          counts.early_steps) == (3, 3, 3)
 
 
 def test_periodic_actions_are_due_every_n_steps_and_at_the_end():

@@ -9,7 +9,7 @@ schedule over those steps.
                           final weights are the result)
   checkpoint_every_steps  -1: at every evaluation (once per epoch without
                           a hold-out), and always at the last step
-  early_crop_epochs       × steps per epoch, at most the whole run
+  early_epochs       × steps per epoch, at most the whole run
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Budget:
   eval_every: int         # 0: never (no hold-out).
   checkpoint_every: int
   log_every: int
-  early_crop_steps: int   # Steps on config.early_crop_size crops; 0: none.
+  early_steps: int   # Steps on config.early_size crops; 0: none.
 
 
 def budget(config: ml_collections.ConfigDict, epoch_steps: int) -> Budget:
@@ -56,7 +56,7 @@ def budget(config: ml_collections.ConfigDict, epoch_steps: int) -> Budget:
       checkpoint_every=(config.checkpoint_every_steps
                         if config.checkpoint_every_steps > 0 else per_epoch),
       log_every=config.log_every_steps,
-      early_crop_steps=min(int(config.early_crop_epochs * epoch_steps), total))
+      early_steps=min(int(config.early_epochs * epoch_steps), total))
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict,

@@ -71,15 +71,18 @@ FIELDS = {
     'random_flip': Field(True, values.is_bool, 'True or False', FIXED),
     # With random_flip: airbench's alternating flip (BatchOrder.flips).
     'alternating_flip': Field(False, values.is_bool, 'True or False', FIXED),
-    # Progressive resizing by cropping (issue 26): the first
-    # early_crop_epochs epochs train on random S×S crops (S =
-    # early_crop_size) of the padded images, objects at their own scale,
-    # for about (S/side)² of the compute per image; later steps, evaluation
-    # and export see whole images. 0: off.
-    'early_crop_size': Field(0, lambda v: values.is_int(v) and v >= 0,
-                             'an integer >= 0 (0: off)', FIXED),
-    'early_crop_epochs': Field(0.0, lambda v: values.is_number(v) and v >= 0,
-                               'a number of epochs >= 0', FIXED),
+    # Progressive resizing (issue 26): the first early_epochs epochs train
+    # on S×S images (S = early_size), for about (S/side)² of the compute
+    # per image; later steps, evaluation and export see whole images.
+    # early_mode 'crop': random S×S crops of the padded images, objects at
+    # their own scale; 'resize': the whole augmented image resized
+    # (bilinear, antialiased). 0: off.
+    'early_size': Field(0, lambda v: values.is_int(v) and v >= 0,
+                        'an integer >= 0 (0: off)', FIXED),
+    'early_epochs': Field(0.0, lambda v: values.is_number(v) and v >= 0,
+                          'a number of epochs >= 0', FIXED),
+    'early_mode': Field('crop', lambda v: v in ('crop', 'resize'),
+                        "'crop' or 'resize'", FIXED),
     # The size the network sees: None keeps the dataset's own; an integer S
     # resizes every image (bilinear, no antialiasing, on the device, after
     # the augmentation at the dataset's size) to S×S as the network's first

@@ -54,15 +54,15 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
         'config.alternating_flip=True chooses which epochs flip each image, '
         'but config.random_flip=False flips none. Fix: set random_flip=True, '
         'or alternating_flip=False.')
-  if bool(config.early_crop_size) != bool(config.early_crop_epochs):
+  if bool(config.early_size) != bool(config.early_epochs):
     raise ConfigError(
-        f'config.early_crop_size={config.early_crop_size} and '
-        f'early_crop_epochs={config.early_crop_epochs}: set both (a crop '
-        'size and for how many epochs) or neither.')
-  if config.early_crop_size and config.image_size is not None:
+        f'config.early_size={config.early_size} and '
+        f'early_epochs={config.early_epochs}: set both (a size and '
+        'for how many epochs) or neither.')
+  if config.early_size and config.image_size is not None:
     raise ConfigError(
-        f'config.early_crop_size={config.early_crop_size} with image_size='
-        f'{config.image_size}: the network would resize each crop to '
+        f'config.early_size={config.early_size} with image_size='
+        f'{config.image_size}: the network would resize each image to '
         f'{config.image_size} again, and save nothing. Fix: set one of them.')
   if config.stream_prefetch < config.stream_threads:
     raise ConfigError(
@@ -107,16 +107,16 @@ def check_model(config: ml_collections.ConfigDict,
         f'{config.dataset!r} images ({side} pixels on their shorter side) '
         'by more than their size (edges are reflected). Fix: a shift of 1 '
         'or 2 pixels, as airbench uses.')
-  if config.early_crop_size >= side:
+  if config.early_size >= side:
     raise ConfigError(
-        f'config.early_crop_size={config.early_crop_size} is not smaller '
+        f'config.early_size={config.early_size} is not smaller '
         f'than {config.dataset!r} images ({side} pixels on their shorter '
-        f'side): it would save nothing. Fix: a crop such as {side * 3 // 4}.')
+        f'side): it would save nothing. Fix: a size such as {side * 3 // 4}.')
   model = models.create_model(config, info.num_classes,
                               input_size=info.image_shape[0])
   shapes = [tuple(info.image_shape)]
-  if config.early_crop_size:
-    shapes.append((config.early_crop_size,) * 2 + tuple(info.image_shape[2:]))
+  if config.early_size:
+    shapes.append((config.early_size,) * 2 + tuple(info.image_shape[2:]))
   for shape in shapes:
     try:
       logits = jax.eval_shape(
@@ -132,7 +132,7 @@ def check_model(config: ml_collections.ConfigDict,
     if not shape_ok:
       what = ('widths, strides, dilation' if config.model == 'dilated_net'
               else f'model={config.model!r}, stem={config.stem!r}')
-      what += ', early_crop_size' if shape != shapes[0] else ''
+      what += ', early_size' if shape != shapes[0] else ''
       raise ConfigError(
           f'config ({what}) describes a model that cannot classify '
           f'{config.dataset!r} images of shape {shape} '

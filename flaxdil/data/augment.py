@@ -30,15 +30,20 @@ def translations(images: jax.Array, shift: int) -> tuple[jax.Array, jax.Array]:
 
 
 def augment(images: jax.Array, keys: jax.Array, crop_padding: int,
-            random_flip: bool, crop_size: int | None = None) -> jax.Array:
+            random_flip: bool, early_size: int | None = None,
+            early_mode: str = 'crop') -> jax.Array:
   """Random crop after zero padding and a random horizontal flip.
 
   `keys` holds one PRNG key per example, so the result depends only on the
   example's key: the same on 1 device or 8, and after a resume.
 
-  crop_size: None crops the images' own size; S crops S×S (anywhere in the
-  padded image), at the same scale (config.early_crop_size).
+  early_size, early_mode (config's, while its early epochs last): None
+  keeps the images' size; S with 'crop' crops S×S anywhere in the padded
+  image, at the same scale (uint8); with 'resize' resizes the whole
+  augmented image to S×S (bilinear, antialiased: float32).
   """
+  crop_size = early_size if early_mode == 'crop' else None
+
   def one(image, key):
     crop_key, flip_key = jax.random.split(key)
     if crop_padding or crop_size:
@@ -58,6 +63,12 @@ def augment(images: jax.Array, keys: jax.Array, crop_padding: int,
       image = jnp.where(jax.random.bernoulli(flip_key), image[:, ::-1], image)
     return image
 
-  return jax.vmap(one)(images, keys)
+  images = jax.vmap(one)(images, keys)
+  if early_size and early_mode == 'resize':
+    n, _, _, c = images.shape
+    images = jax.image.resize(images.astype(jnp.float32),
+                              (n, early_size, early_size, c), 'linear',
+                              antialias=True)
+  return images
 
 

@@ -129,7 +129,7 @@ def train(run: setup.Run) -> float:
       profile.at(step)
       while step < total:
         size = _block_size(run, step, (*profile.edges,
-                                       steps_of.early_crop_steps))
+                                       steps_of.early_steps))
         with jax.profiler.StepTraceAnnotation('train', step_num=step + 1):
           state, metrics = run.program(step)(state, train_inputs.next(size),
                                              augment_key, resident)
@@ -180,9 +180,10 @@ def _announce(run: setup.Run) -> None:
         f'{config.batch_size} on {run.devices.describe()}'
         + (f', {config.steps_per_dispatch} per dispatch'
            if config.steps_per_dispatch > 1 else '')
-        + (f', the first {run.budget.early_crop_steps} on '
-           f'{config.early_crop_size}x{config.early_crop_size} crops'
-           if run.budget.early_crop_steps else '') + '.', flush=True)
+        + (f', the first {run.budget.early_steps} on '
+           f'{config.early_size}x{config.early_size} images '
+           f'({config.early_mode})'
+           if run.budget.early_steps else '') + '.', flush=True)
 
 
 def _block_size(run: setup.Run, step: int, marks) -> int:

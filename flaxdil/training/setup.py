@@ -43,7 +43,7 @@ class Run:
   keys: steps.RunKeys
   train_seconds: checkpoints.TrainSeconds
   train_steps: object          # steps.train_steps, pmapped.
-  # The same on config.early_crop_size crops, for budget.early_crop_steps.
+  # The same on config.early_size images, for budget.early_steps.
   early_train_steps: object | None
   eval_step: object            # steps.eval_step, pmapped.
 
@@ -52,9 +52,9 @@ class Run:
     return int(self.state.step)
 
   def program(self, step: int):
-    """The train-steps program of the block from `step`: on smaller crops
-    while config.early_crop_epochs last, then on whole images."""
-    return (self.early_train_steps if step < self.budget.early_crop_steps
+    """The train-steps program of the block from `step`: on smaller images
+    while config.early_epochs last, then on whole ones."""
+    return (self.early_train_steps if step < self.budget.early_steps
             else self.train_steps)
 
   @property
@@ -63,12 +63,12 @@ class Run:
 
 
 def pmapped_train_steps(config: ml_collections.ConfigDict, info: DatasetInfo,
-                        devices: Devices, crop_size: int | None = None):
+                        devices: Devices, early_size: int | None = None):
   """steps.train_steps pmapped over devices.all: one program per block
   length (pmap compiles on the first call of each shape). The state is
   donated: its buffers are reused for the next state."""
   return jax.pmap(functools.partial(steps.train_steps, config=config,
-                                    info=info, crop_size=crop_size),
+                                    info=info, early_size=early_size),
                   axis_name=steps.AXIS, devices=devices.all,
                   donate_argnums=(0,))
 
@@ -140,6 +140,6 @@ def start(config: ml_collections.ConfigDict, info: DatasetInfo,
              train_seconds=train_seconds,
              train_steps=pmapped_train_steps(config, info, devices),
              early_train_steps=(pmapped_train_steps(
-                 config, info, devices, config.early_crop_size)
-                                if config.early_crop_size else None),
+                 config, info, devices, config.early_size)
+                                if config.early_size else None),
              eval_step=evaluation.pmapped_eval_step(config, info, devices))

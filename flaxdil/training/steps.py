@@ -153,7 +153,7 @@ def cross_entropy(logits, labels, label_smoothing: float = 0.0):
 
 def train_step(state: TrainState, batch, augment_key, *,
                config: ml_collections.ConfigDict, info: DatasetInfo,
-               crop_size: int | None = None):
+               early_size: int | None = None):
   """One optimizer step on this device's rows of the step's global batch;
   call under pmap(AXIS).
 
@@ -163,7 +163,7 @@ def train_step(state: TrainState, batch, augment_key, *,
     augment_key: the run's augmentation key (RunKeys.augment). Each row is
       augmented with a key of (augment_key, step, its global position):
       the same augmentation on any number of devices and after a resume.
-    crop_size: None, or config.early_crop_size while its epochs last.
+    early_size: None, or config.early_size while its epochs last.
 
   Returns:
     (the next state, {'loss', 'accuracy', 'nonfinite'} averaged over the
@@ -182,7 +182,7 @@ def train_step(state: TrainState, batch, augment_key, *,
                        images)
   images = augment.augment(images, keys, config.crop_padding,
                            config.random_flip and 'flip' not in batch,
-                           crop_size)
+                           early_size, config.early_mode)
   images = augment.normalize(images, info.mean, info.std)
 
   def loss_fn(params):
@@ -278,7 +278,7 @@ def gather_batch(resident, indices: jax.Array) -> dict:
 
 def train_steps(state: TrainState, step_inputs, augment_key, resident=None,
                 *, config: ml_collections.ConfigDict, info: DatasetInfo,
-                crop_size: int | None = None):
+                early_size: int | None = None):
   """`train_step` over the leading axis of `step_inputs` (one entry per
   step), in one program: a lax.scan, or for one step the step itself.
 
@@ -297,7 +297,7 @@ def train_steps(state: TrainState, step_inputs, augment_key, resident=None,
              else {**gather_batch(resident, inputs['index']),
                    **({'flip': inputs['flip']} if 'flip' in inputs else {})})
     return train_step(state, batch, augment_key, config=config, info=info,
-                      crop_size=crop_size)
+                      early_size=early_size)
 
   num_steps = jax.tree_util.tree_leaves(step_inputs)[0].shape[0]
   if num_steps == 1:
