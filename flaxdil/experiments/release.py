@@ -233,8 +233,9 @@ def card(name: str, entry: dict, config, class_names: list[str],
   config_file = config_file.group(1) if config_file else None
   recipe = {
       'configs/cifar10_fast.py': 'the fast recipe, `configs/cifar10_fast.py`: '
-      'below the paper\'s 84.25 % and below what longer training gives '
-      '(86.34 % for δ = 0 in an hour, docs/results.md)',
+      'the paper\'s network trained for time to accuracy (issue 26), its '
+      'figures over seeds in docs/results.md; longer training gives more '
+      '(86.34 % for δ = 0 in an hour)',
       'configs/cifar10_recipe.py': 'the hour-long recipe of 2 CPU cores, '
       '`configs/cifar10_recipe.py`, whatever machine ran it',
   }.get(config_file, f'`{config_file}`' if config_file else
