@@ -77,6 +77,8 @@ def test_several_arguments_with_slices_and_tuples():
     ('alternating_flip=True,random_flip=False', 'random_flip=False flips none'),
     ('test_time_shift=-1', 'config.test_time_shift=-1 is not allowed'),
     ('early_size=24', 'early_epochs=0.0: set both'),
+    ('early_mode=resize', "early_mode='resize' with early_size=0"),
+    ('early_mode=shrink', "config.early_mode='shrink' is not allowed"),
     ('early_size=24,early_epochs=2.0,image_size=32',
      'would resize each image to 32 again'),
 ])

@@ -59,6 +59,11 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
         f'config.early_size={config.early_size} and '
         f'early_epochs={config.early_epochs}: set both (a size and '
         'for how many epochs) or neither.')
+  if config.early_mode != 'crop' and not config.early_size:
+    raise ConfigError(
+        f'config.early_mode={config.early_mode!r} with early_size=0 resizes '
+        'nothing. Fix: set early_size and early_epochs too, or leave '
+        'early_mode at its default.')
   if config.early_size and config.image_size is not None:
     raise ConfigError(
         f'config.early_size={config.early_size} with image_size='
