@@ -1,0 +1,130 @@
+"""The fast recipe as it is (configs/cifar10_fast.py since 7453909) with
+each of its tricks taken out, one at a time, paired by seed, from this
+repository's files (issue 26, item 4).
+
+  python results/recipe_ablation/compare.py
+
+Every run trained on machine D (2 cores, the whole machine), from the same
+code under flaxdil/ and configs/: a pair shares the initialisation, the
+data order and the arithmetic, and differs only in the one field. The
+recipe's seeds are ../fast_candidates/crop_padding_2/ (0, 1) and
+../fast_recipe/ (2, 3, 4).
+
+Training-side rows are their own runs (bin/speedrun.py with one
+--config.FIELD=VALUE; the 4-pixel padding's seeds 0 and 1 are
+../fast_9ep/'s). Evaluation-side rows read the recipe's own checkpoints
+without one trick (eval/, ../fast_ablation_eval/evaluate.py): exact pairs,
+training nothing. A trick's worth is the recipe minus the row, Student's
+95 % interval of the mean difference (flaxdil.experiments.stats); its cost
+is the recipe's time minus the row's, paired: the run's wall time from
+start to printed test accuracy (summary.json) for a training-side trick,
+the test evaluation's seconds for an evaluation-side one.
+"""
+
+import glob
+import json
+import os
+import re
+
+from flaxdil.experiments import stats
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.dirname(HERE)
+RECIPE = ('fast_candidates/crop_padding_2', 'fast_recipe')
+
+# Row: (the trick, how the row runs without it, its folders).
+TRAINING_ROWS = {
+    'crop_padding_4': ('crops after 2-pixel padding', 'crop_padding=4',
+                       ('fast_9ep', 'recipe_ablation/crop_padding_4')),
+    'label_smoothing_0': ('label smoothing 0.2', 'label_smoothing=0.0',
+                          ('recipe_ablation/label_smoothing_0',)),
+    'weight_decay_0': ('weight decay 1.5 (AdamW)', 'weight_decay=0.0',
+                       ('recipe_ablation/weight_decay_0',)),
+}
+EVALUATION_ROWS = {
+    'without_ema': ('the EMA of the weights (0.99)', 'ema_decay=0'),
+    'without_test_time_flip': ('the test-time flip', 'test_time_flip=False'),
+    'without_test_time_shift': ('the 2-px test-time shift',
+                                'test_time_shift=0'),
+}
+
+
+def _read(path: str) -> dict:
+  with open(path) as f:
+    return json.load(f)
+
+
+def _seed(path: str) -> int:
+  return int(re.search(r'seed-(\d+)', os.path.basename(path)).group(1))
+
+
+def runs_in(*folders: str) -> dict:
+  """{seed: (test accuracy, wall seconds)} of every seed-K.summary.json."""
+  found = {}
+  for folder in folders:
+    for path in glob.glob(os.path.join(RESULTS, folder,
+                                       'seed-*.summary.json')):
+      summary = _read(path)
+      found[_seed(path)] = (summary['test_accuracy'],
+                            summary['wall_time_sec'])
+  return found
+
+
+def readings(variant: str) -> dict:
+  """{seed: (test accuracy, evaluation seconds)} of eval/seed-K-VARIANT."""
+  found = {}
+  for path in glob.glob(os.path.join(HERE, 'eval', f'seed-*-{variant}.json')):
+    record = _read(path)
+    found[_seed(path)] = (record['accuracy'], record['eval_seconds'])
+  return found
+
+
+def worth_and_cost(reference: dict, row: dict) -> tuple[dict, dict]:
+  """The paired accuracy difference (reference minus row) and the paired
+  time difference, at the seeds both have."""
+  pick = lambda runs, i: {s: v[i] for s, v in runs.items()}  # noqa: E731
+  return (stats.paired_differences(pick(reference, 0), pick(row, 0)),
+          stats.paired_differences(pick(reference, 1), pick(row, 1)))
+
+
+def points(paired: dict) -> str:
+  interval = paired['ci95']
+  shown = (f' [{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}]'
+           if interval else ' (one seed)')
+  each = ', '.join(f'{100 * d:+.2f}' for d in paired['differences'])
+  return f'**{100 * paired["mean"]:+.2f}**{shown} ({each})'
+
+
+def table() -> list[str]:
+  recipe = runs_in(*RECIPE)
+  recipe_reading = readings('recipe')
+  lines = ['| trick taken out | the row runs with | seeds | row\'s test '
+           'accuracy | the trick\'s worth: recipe minus row, points, mean '
+           '[95 % interval] (each seed) | its cost: recipe minus row |',
+           '|---|---|---|---|---|---|']
+  rows = [(TRAINING_ROWS[name], recipe, runs_in(*TRAINING_ROWS[name][2]),
+           'min of wall time', 60) for name in TRAINING_ROWS]
+  rows += [(EVALUATION_ROWS[name], recipe_reading, readings(name),
+            's of test evaluation', 1) for name in EVALUATION_ROWS]
+  for (trick, field, *_), reference, row, unit, scale in rows:
+    if not row:
+      continue
+    worth, cost = worth_and_cost(reference, row)
+    accuracies = ', '.join(f'{100 * row[s][0]:.2f}' for s in sorted(row))
+    seeds = ', '.join(map(str, worth['seeds']))
+    lines.append(f'| {trick} | `{field}` | {seeds} '
+                 f'| {accuracies} % | {points(worth)} '
+                 f'| {cost["mean"] / scale:+.1f} {unit} |')
+  return lines
+
+
+def main() -> None:
+  recipe = runs_in(*RECIPE)
+  described = stats.describe([v[0] for v in recipe.values()])
+  print(f'the recipe: {100 * described["mean"]:.2f} % over seeds '
+        f'{sorted(recipe)}')
+  print('\n'.join(table()))
+
+
+if __name__ == '__main__':
+  main()
