@@ -81,6 +81,13 @@ def test_several_arguments_with_slices_and_tuples():
     ('early_mode=shrink', "config.early_mode='shrink' is not allowed"),
     ('early_size=24,early_epochs=2.0,image_size=32',
      'would resize each image to 32 again'),
+    ('optimizer=lion', "config.optimizer='lion' is not allowed: use one of "
+     'adam, sgd'),
+    ('sgd_momentum=0.8', "config.sgd_momentum=0.8 set for optimizer='adam'"),
+    ('nesterov=False', "config.nesterov=False set for optimizer='adam'"),
+    ('optimizer=sgd,sgd_momentum=1.0', 'config.sgd_momentum=1.0 is not allowed'),
+    ('lookahead_alpha=0.8', 'lookahead_steps=0 (Lookahead off) changes nothing'),
+    ('lookahead_steps=-1', 'config.lookahead_steps=-1 is not allowed'),
 ])
 def test_a_bad_value_is_one_line_naming_field_and_what_is_allowed(arg, message):
   with pytest.raises(ConfigError) as error:

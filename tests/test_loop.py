@@ -88,13 +88,16 @@ def test_several_steps_per_dispatch_train_bitwise_like_one(tiny_config,
   _assert_bitwise_equal(_arrays(resumed, 14), _arrays(tmp_path / 'one', 14))
 
 
-def _resumed_in_blocks(config, workdir, step: int):
+def _resumed_in_blocks(config, workdir, step: int, cut: dict | None = None):
   """config's run in workdir, checkpointed every 3 steps, cut back to
-  `step` and resumed at 4 steps a dispatch."""
+  `step` and resumed at 4 steps a dispatch; `cut`, where given, receives
+  the uninterrupted run's arrays of each checkpoint cut away."""
   config.checkpoint_every_steps = 3
   loop.train_and_evaluate(config, str(workdir))
   for name in os.listdir(workdir / 'checkpoints'):
     if name.isdigit() and int(name) > step:
+      if cut is not None:
+        cut[int(name)] = _arrays(workdir, name)
       shutil.rmtree(workdir / 'checkpoints' / name)
   os.remove(workdir / 'summary.json')
   config.steps_per_dispatch = 4

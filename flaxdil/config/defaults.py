@@ -162,9 +162,23 @@ FIELDS = {
     # 'cosine' decays to 0 at the last step; 'constant'.
     'lr_schedule': Field('cosine', *values.one_of('config.budget', 'SCHEDULES'),
                          FIXED),
-    # > 0: AdamW's decoupled decay, of kernels only.
+    # flaxdil.training.optimizers.OPTIMIZERS: 'adam' (AdamW with weight
+    # decay), 'sgd' (with sgd_momentum, Nesterov's where nesterov).
+    'optimizer': Field('adam', *values.one_of('training.optimizers',
+                                              'OPTIMIZERS'), FIXED),
+    'sgd_momentum': Field(0.9, lambda v: values.is_number(v) and 0 <= v < 1,
+                          'a number in [0, 1)', FIXED),
+    'nesterov': Field(True, values.is_bool, 'True or False', FIXED),
+    # > 0: of kernels only; Adam's is AdamW's decoupled decay, SGD's is L2
+    # added to the gradient (as PyTorch's SGD).
     'weight_decay': Field(0.0, lambda v: values.is_number(v) and v >= 0,
                           'a number >= 0', FIXED),
+    # K > 0: Lookahead around the optimizer: every K steps the slow weights
+    # move lookahead_alpha of the way to the fast ones, which restart there.
+    'lookahead_steps': Field(0, lambda v: values.is_int(v) and v >= 0,
+                             'an integer >= 0 (0: off)', FIXED),
+    'lookahead_alpha': Field(0.5, lambda v: values.is_number(v) and 0 < v <= 1,
+                             'a number in (0, 1]', FIXED),
     'label_smoothing': Field(0.0, lambda v: values.is_number(v) and 0 <= v < 1,
                              'a number in [0, 1)', FIXED),
     # > 0: keep an exponential moving average of the weights and BatchNorm

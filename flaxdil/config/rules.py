@@ -69,6 +69,20 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
         f'config.early_size={config.early_size} with image_size='
         f'{config.image_size}: the network would resize each image to '
         f'{config.image_size} again, and save nothing. Fix: set one of them.')
+  sgd_fields = [f'{name}={config[name]!r}' for name in ('sgd_momentum',
+                                                         'nesterov')
+                if config[name] != FIELDS[name].default]
+  if config.optimizer != 'sgd' and sgd_fields:
+    raise ConfigError(
+        f'config.{", ".join(sgd_fields)} set for optimizer='
+        f'{config.optimizer!r}, which has no such setting. Fix: set '
+        "optimizer='sgd', or leave them at their defaults.")
+  if (not config.lookahead_steps
+      and config.lookahead_alpha != FIELDS['lookahead_alpha'].default):
+    raise ConfigError(
+        f'config.lookahead_alpha={config.lookahead_alpha} with '
+        'lookahead_steps=0 (Lookahead off) changes nothing. Fix: set '
+        'lookahead_steps > 0 too, or leave lookahead_alpha at its default.')
   if config.stream_prefetch < config.stream_threads:
     raise ConfigError(
         f'config.stream_prefetch={config.stream_prefetch} is smaller than '

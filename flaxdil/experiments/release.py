@@ -23,6 +23,7 @@ from flaxdil import pretrained, timing
 from flaxdil.config import defaults
 from flaxdil.data import source
 from flaxdil.errors import FlaxdilError
+from flaxdil.experiments import stats
 from flaxdil.experiments.speedrun import git_commit
 from flaxdil.pretrained import weightfile
 from flaxdil.training import evaluation, steps
@@ -50,9 +51,10 @@ def _seed_spread(speedrun_jsons: list[str]) -> dict | None:
   seeds = sorted((s for run in runs for s in run['seeds']),
                  key=lambda s: s['seed'])
   accuracies = [s['test_accuracy'] for s in seeds]
+  described = stats.describe(accuracies)
   return {'seeds': [s['seed'] for s in seeds], 'test_accuracy': accuracies,
-          'mean': float(np.mean(accuracies)),
-          'std': float(np.std(accuracies, ddof=1)) if len(seeds) > 1 else None,
+          'mean': described['mean'], 'std': described['std'],
+          'ci95': described['ci95'],
           'command': runs[0]['command'], 'commit': runs[0]['commit'],
           'cpu': runs[0]['cpu'],
           'wall_seconds_mean': float(np.mean([s['wall_seconds']

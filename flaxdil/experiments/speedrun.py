@@ -115,16 +115,27 @@ def table(record: dict) -> str:
             f'over {accuracy["n"]} seeds{interval}; mean wall time '
             f'{wall["mean"] / 60:.1f} min.']
   if record['target'] is not None:
-    gap = 100 * (accuracy['mean'] - record['target'])
-    lines.append(f'{record["reached"]} of {accuracy["n"]} seeds at or above '
-                 f'{100 * record["target"]:.2f} %; the mean is '
-                 f'{abs(gap):.2f} points {"above" if gap >= 0 else "below"} '
-                 'it.')
+    lines.append(against_target([r['test_accuracy'] for r in record['seeds']],
+                                record['target']))
   lines += ['', f'Command: `{record["command"]}`; commit '
             f'{record["commit"]}; {record["devices"]}, host '
             f'{record["cpu"]}; compile cache: '
             f'{record["compile_cache"]}.']
   return '\n'.join(lines) + '\n'
+
+
+def seeds_at(accuracies: list[float], target: float) -> int:
+  """How many seeds reached the target."""
+  return sum(a >= target for a in accuracies)
+
+
+def against_target(accuracies: list[float], target: float) -> str:
+  """How many seeds reached the target, and how far the mean is from it."""
+  reached = seeds_at(accuracies, target)
+  gap = 100 * (sum(accuracies) / len(accuracies) - target)
+  return (f'{reached} of {len(accuracies)} seeds at or above '
+          f'{100 * target:.2f} %; the mean is {abs(gap):.2f} points '
+          f'{"above" if gap >= 0 else "below"} it.')
 
 
 def _distinct(results: list[dict], key: str) -> str:
@@ -211,8 +222,8 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
       'target': target, 'seeds': results,
       'accuracy': stats.describe(accuracies),
       'wall_seconds': stats.describe([r['wall_seconds'] for r in results]),
-      'reached': (sum(a >= target for a in accuracies)
-                  if target is not None else None),
+      'reached': (seeds_at(accuracies, target) if target is not None
+                  else None),
       'model': config.model, 'dilation': config.dilation,
   }
   files.write_json_atomic(os.path.join(out, 'speedrun.json'), record)

@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 
 from flaxdil.errors import ConfigError
-from flaxdil.training.steps import HEAD
+from flaxdil.training.optimizers import HEAD
 
 
 class Seed(NamedTuple):

@@ -1,5 +1,5 @@
-"""The pure computation of training: keys, state, optimizer, schedule and
-steps.
+"""The pure computation of training: keys, state, schedule and steps (the
+optimizer: flaxdil.training.optimizers).
 
 The one train step is a pure function (state, batch, augment_key) →
 (state, metrics) written against the axis name AXIS: under
@@ -24,6 +24,7 @@ from jax import lax
 from flaxdil import models
 from flaxdil.data import augment
 from flaxdil.data.source import DatasetInfo
+from flaxdil.training import optimizers
 
 AXIS = 'batch'
 
@@ -76,42 +77,10 @@ def create_model(config: ml_collections.ConfigDict, info: DatasetInfo):
                              input_size=info.image_shape[0])
 
 
-def create_optimizer(config: ml_collections.ConfigDict,
-                     learning_rate_fn: optax.Schedule
-                     ) -> optax.GradientTransformation:
-  """Adam; with weight decay, AdamW decaying only kernels (not BN or
-  biases); with config.freeze_backbone, updates for the classifier only."""
-  if config.weight_decay:
-    decay_mask = lambda params: jax.tree_util.tree_map_with_path(
-        lambda path, _: path[-1].key == 'kernel', params)
-    tx = optax.adamw(learning_rate_fn, weight_decay=config.weight_decay,
-                     mask=decay_mask)
-  else:
-    tx = optax.adam(learning_rate_fn)
-  if config.freeze_backbone:
-    tx = optax.multi_transform({'train': tx, 'freeze': optax.set_to_zero()},
-                               _head_only)
-  return tx
-
-
-# The top-level module every network's logits come from
-# (flaxdil.models.layers.classifier_head): what a frozen backbone trains,
-# and what fine-tuning may re-initialise (flaxdil.training.init_from).
-HEAD = 'classifier'
-
-
-def _head_only(params) -> dict:
-  """optax.multi_transform's labels: 'train' for the classifier's
-  parameters, 'freeze' for every other."""
-  return {name: jax.tree_util.tree_map(
-      lambda _: 'train' if name == HEAD else 'freeze', tree)
-          for name, tree in params.items()}
-
-
 def create_train_state(config: ml_collections.ConfigDict, model, rng,
                        image_shape, learning_rate_fn) -> TrainState:
   """Initialises parameters and optimizer state (on the default device)."""
-  tx = create_optimizer(config, learning_rate_fn)
+  tx = optimizers.create(config, learning_rate_fn)
 
   # One compiled program: initialising op by op would compile every op.
   @jax.jit

@@ -18,16 +18,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'fast_weight_decay'))
 from compare import described, seeds_in  # noqa: E402
 
+from flaxdil.experiments import speedrun  # noqa: E402
+
 TARGET = 0.8425
 SEEDS = seeds_in('fast_candidates/crop_padding_2', 'fast_recipe')
 
 
 def main() -> None:
   print(described('the fast recipe (9 epochs, 2-pixel padding)', SEEDS))
-  reached = sum(v >= TARGET for v in SEEDS.values())
-  mean = sum(SEEDS.values()) / len(SEEDS)
-  print(f'{reached} of {len(SEEDS)} seeds at or above {100 * TARGET:.2f} %; '
-        f'the mean is {100 * (mean - TARGET):+.2f} points from it')
+  print(speedrun.against_target(list(SEEDS.values()), TARGET))
 
 
 if __name__ == '__main__':
