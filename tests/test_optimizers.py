@@ -12,6 +12,9 @@ from conftest import load_config
 from flaxdil.training import optimizers
 from test_loop import (_arrays, _assert_bitwise_equal, _blocks_config,
                        _resumed_in_blocks)
+from test_steps import trees_close
+
+EXACT = {'rtol': 0, 'atol': 0}
 
 LR = 0.1
 # A kernel (decayed) and a BatchNorm scale (never decayed).
@@ -38,25 +41,20 @@ def config(arg=''):
   return load_config('tiny', arg or None)
 
 
-def assert_trees_equal(a, b, **tolerance):
-  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-    np.testing.assert_allclose(np.asarray(x), np.asarray(y),
-                               **(tolerance or {'rtol': 0, 'atol': 0}))
-
-
 def test_adam_is_adam_and_weight_decay_is_adamw_on_kernels_only():
-  assert_trees_equal(trajectory(optimizers.create(config(), lambda _: LR), 3),
-                     trajectory(optax.adam(LR), 3))
+  trees_close(trajectory(optimizers.create(config(), lambda _: LR), 3),
+              trajectory(optax.adam(LR), 3), **EXACT)
   decayed = trajectory(
       optimizers.create(config('weight_decay=0.5'), lambda _: LR), 3)
   mask = {'block': {'kernel': True, 'scale': False}}
-  assert_trees_equal(decayed, trajectory(
-      optax.adamw(LR, weight_decay=0.5, mask=mask), 3))
+  trees_close(decayed, trajectory(
+      optax.adamw(LR, weight_decay=0.5, mask=mask), 3), **EXACT)
   # The decay moved the kernel, not the scale.
   plain = trajectory(optax.adam(LR), 3)
   assert not np.allclose(decayed[-1]['block']['kernel'],
                          plain[-1]['block']['kernel'])
-  assert_trees_equal(decayed[-1]['block']['scale'], plain[-1]['block']['scale'])
+  trees_close(decayed[-1]['block']['scale'], plain[-1]['block']['scale'],
+              **EXACT)
 
 
 def test_sgd_is_nesterov_momentum_with_l2_on_kernels():
@@ -75,11 +73,11 @@ def test_sgd_is_nesterov_momentum_with_l2_on_kernels():
     params = jax.tree_util.tree_map(lambda p, g, m: p - LR * (g + 0.8 * m),
                                     params, grad, trace)
     want.append(params)
-  assert_trees_equal(trajectory(tx, 3), want, rtol=1e-6, atol=1e-7)
+  trees_close(trajectory(tx, 3), want, rtol=1e-6, atol=1e-7)
   heavy_ball = optimizers.create(config('optimizer=sgd,nesterov=False'),
                                  lambda _: LR)
-  assert_trees_equal(trajectory(heavy_ball, 3),
-                     trajectory(optax.sgd(LR, momentum=0.9), 3))
+  trees_close(trajectory(heavy_ball, 3),
+              trajectory(optax.sgd(LR, momentum=0.9), 3), **EXACT)
 
 
 def test_lookahead_keeps_one_parameter_tree_and_matches_optax_lookahead():
@@ -99,7 +97,7 @@ def test_lookahead_keeps_one_parameter_tree_and_matches_optax_lookahead():
     params = optax.apply_updates(params, updates)
     assert jax.tree_util.tree_structure(ours[step]) == (
         jax.tree_util.tree_structure(PARAMS))
-    assert_trees_equal(ours[step], params.fast, rtol=1e-6, atol=1e-6)
+    trees_close(ours[step], params.fast, rtol=1e-6, atol=1e-6)
   # Lookahead moved the weights: step 3 is not Adam's step 3.
   assert not np.allclose(ours[2]['block']['kernel'],
                          trajectory(optax.adam(LR), 3)[2]['block']['kernel'])
