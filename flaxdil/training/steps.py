@@ -262,9 +262,11 @@ def train_steps(state: TrainState, step_inputs, augment_key, resident=None,
     (the state after the last step, each step's metrics stacked).
   """
   def one(state, inputs):
-    batch = (inputs if resident is None
-             else {**gather_batch(resident, inputs['index']),
-                   **({'flip': inputs['flip']} if 'flip' in inputs else {})})
+    batch = dict(inputs)
+    if resident is not None:
+      # The rows at this step's indices take the indices' place; 'flip',
+      # where present, passes through.
+      batch.update(gather_batch(resident, batch.pop('index')))
     return train_step(state, batch, augment_key, config=config, info=info,
                       early_size=early_size)
 
