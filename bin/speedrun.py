@@ -7,10 +7,11 @@ its printed test accuracy (data read, compile and evaluation included).
 Arguments after `--` are bin/main.py's (without --workdir or the seed).
 Each seed trains in OUT/seed-K (a new directory: a resumed run is not timed
 end to end), its output in OUT/seed-K.log, its result in OUT/seed-K.json;
-then OUT/speedrun.md holds the table (each seed's accuracy, wall time and
-images seen; mean ± std, the 95 % interval, the share of seeds at or above
---target) and OUT/speedrun.json the same with the command, commit, CPU and
-compile cache. Run it again, or with more seeds, and the seeds finished in
+then OUT/speedrun.md holds the table (each seed's accuracy, wall time,
+images seen, logged median images/s and last training accuracy; mean ±
+std, the 95 % interval, the share of seeds at or above --target) and
+OUT/speedrun.json the same with the command, commit, CPU and compile
+cache. Run it again, or with more seeds, and the seeds finished in
 OUT are kept; a seed stopped midway starts over (its workdir kept aside as
 OUT/seed-K.stopped).
 """

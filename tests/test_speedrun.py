@@ -33,6 +33,8 @@ def test_speedrun_times_each_seed_and_tables_them(tmp_path, shared_tfds_dir):
     assert r['evaluated_step'] == 6 and r['images_seen'] == 96
     assert not r['selected_on_validation']
     assert r['wall_seconds'] > r['train_wall_seconds'] > 0
+    assert r['median_images_per_sec'] > 0
+    assert 0 <= r['final_train_accuracy'] <= 1
     summary = json.load(open(out / f'seed-{r["seed"]}' / 'summary.json'))
     assert r['test_accuracy'] == summary['test_accuracy']
     assert json.load(open(out / f'seed-{r["seed"]}.json')) == r  # Kept.
@@ -115,7 +117,9 @@ def test_a_speedrun_resumes_by_seeds(tmp_path, tiny_config, monkeypatch):
   assert [r['seed'] for r in record['seeds']] == [0, 1, 2]
   assert record['reached'] == 2 and record['accuracy']['n'] == 3
   assert record['commit'] == record['seeds'][0]['commit']
-  assert '| 2 | 82.00 % | 1.0 min | 96 |' in (out / 'speedrun.md').read_text()
+  # Seeds recorded without the training log's figures show a dash.
+  assert ('| 2 | 82.00 % | 1.0 min | 96 | — | — |'
+          in (out / 'speedrun.md').read_text())
 
   # A seed whose training still runs (its workdir locked) is not set aside.
   (out / 'seed-3').mkdir()
@@ -127,6 +131,25 @@ def test_a_speedrun_resumes_by_seeds(tmp_path, tiny_config, monkeypatch):
   with pytest.raises(FlaxdilError, match='ran other arguments'):
     speedrun.run(tiny_config, ['--b'], [0], str(out), None)
   assert trained == [0, 1, 1, 2]
+
+
+def test_a_seed_records_its_logged_speed_and_fit(tmp_path):
+  """The median images/s leaves out the first interval (it compiled);
+  the training accuracy is the last log's; validation lines are not
+  training's."""
+  (tmp_path / 'config.json').write_text('{}')
+  lines = [{'split': 'train', 'images_per_sec': 10.0, 'accuracy': 0.1},
+           {'split': 'train', 'images_per_sec': 300.0, 'accuracy': 0.5},
+           {'split': 'validation', 'images_per_sec': 1.0, 'accuracy': 0.9},
+           {'split': 'train', 'images_per_sec': 280.0, 'accuracy': 0.6},
+           {'split': 'train', 'images_per_sec': 310.0, 'accuracy': 0.7}]
+  (tmp_path / 'metrics.jsonl').write_text(
+      ''.join(json.dumps(line) + '\n' for line in lines))
+  assert speedrun.training_log(str(tmp_path)) == {
+      'median_images_per_sec': 300.0, 'final_train_accuracy': 0.7}
+  (tmp_path / 'metrics.jsonl').write_text('')  # Killed before a log.
+  assert speedrun.training_log(str(tmp_path)) == {
+      'median_images_per_sec': None, 'final_train_accuracy': None}
 
 
 @pytest.mark.parametrize('seeds,target,message', [

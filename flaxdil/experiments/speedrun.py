@@ -1,6 +1,7 @@
 """Time to accuracy (bin/speedrun.py): N seeds of one config, each a fresh
 training process timed from its start to its printed test accuracy, and
-their table: accuracy, wall time and images seen per seed; the mean ± std,
+their table: accuracy, wall time, images seen, the logged median images/s
+and the last training accuracy per seed; the mean ± std,
 the 95 % interval, and the share of seeds at or above a target.
 
 airbench's rules keep the number honest, and a config meets them by its
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -32,7 +34,7 @@ import ml_collections
 
 from flaxdil import timing
 from flaxdil.errors import FlaxdilError
-from flaxdil.experiments import children, stats
+from flaxdil.experiments import children, report, stats
 from flaxdil.workdir import files, lock
 
 
@@ -90,6 +92,7 @@ def run_seed(main_args: list[str], seed: int, workdir: str) -> dict:
   config = files.read_json(os.path.join(workdir, 'config.json'),
                            'the run\'s config')
   return {'seed': seed, 'test_accuracy': summary['test_accuracy'],
+          **training_log(workdir),
           'wall_seconds': seconds,
           'train_wall_seconds': summary['train_wall_time_sec'],
           'images_seen': summary['final_step'] * config['batch_size'],
@@ -100,12 +103,17 @@ def run_seed(main_args: list[str], seed: int, workdir: str) -> dict:
 
 def table(record: dict) -> str:
   """The speedrun's markdown table: one row per seed, then the summary."""
-  lines = ['| seed | test accuracy | wall time | images seen |',
-           '|---|---|---|---|']
+  lines = ['| seed | test accuracy | wall time | images seen | median '
+           'images/s | training accuracy, last log |',
+           '|---|---|---|---|---|---|']
   for r in record['seeds']:
+    # Seeds kept from before these were recorded have neither.
+    rate, fit = r.get('median_images_per_sec'), r.get('final_train_accuracy')
+    rate = '—' if rate is None else f'{rate:.0f}'
+    fit = '—' if fit is None else f'{100 * fit:.1f} %'
     lines.append(f'| {r["seed"]} | {100 * r["test_accuracy"]:.2f} % | '
                  f'{r["wall_seconds"] / 60:.1f} min | '
-                 f'{r["images_seen"]:,} |')
+                 f'{r["images_seen"]:,} | {rate} | {fit} |')
   accuracy, wall = record['accuracy'], record['wall_seconds']
   spread = (f' ± {100 * accuracy["std"]:.2f}' if accuracy['std'] is not None
             else '')
@@ -136,6 +144,22 @@ def against_target(accuracies: list[float], target: float) -> str:
   return (f'{reached} of {len(accuracies)} seeds at or above '
           f'{100 * target:.2f} %; the mean is {abs(gap):.2f} points '
           f'{"above" if gap >= 0 else "below"} it.')
+
+
+def training_log(workdir: str) -> dict:
+  """What the run logged while it trained: the median of its logged
+  images/s, the first interval (which compiled) left out, and its training
+  accuracy at the last log.
+
+  The median says how fast the host ran, apart from the wall time's data
+  read, compile and test: seeds in one table may span hours of a host's
+  drift. The last training accuracy against the test's says whether the
+  run was short of fitting or of generalising."""
+  train = report.load_run(workdir).train
+  rates = [r['images_per_sec'] for r in train[1:]]
+  return {'median_images_per_sec': (statistics.median(rates) if rates
+                                    else None),
+          'final_train_accuracy': train[-1]['accuracy'] if train else None}
 
 
 def _distinct(results: list[dict], key: str) -> str:
@@ -207,9 +231,11 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
     results.append({**run_seed(main_args, seed, workdir), **sitting})
     files.write_json_atomic(workdir + '.json', results[-1])
     r = results[-1]
+    rate = r.get('median_images_per_sec')
+    speed = f', {rate:.0f} images/s median' if rate else ''
     print(f'seed {seed}: test accuracy {100 * r["test_accuracy"]:.2f} % in '
           f'{r["wall_seconds"] / 60:.1f} min ({r["images_seen"]:,} images '
-          'seen)', flush=True)
+          f'seen{speed})', flush=True)
   accuracies = [r['test_accuracy'] for r in results]
   record = {
       'command': ' '.join(['python bin/speedrun.py'] + sys.argv[1:]),
