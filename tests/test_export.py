@@ -168,3 +168,43 @@ def test_a_released_weight_exports_into_a_new_directory(tiny_config, tmp_path,
   # The float graph computes the stored weights' logits.
   assert report['artifacts']['onnx_float']['agreement_with_checkpoint'] == 1.0
   assert pretrained.load(path).provenance['step'] == 3
+
+
+@pytest.mark.slow
+@needs_exporters
+def test_release_writes_a_weight_its_card_and_index_reading_the_test_split_once(
+    tiny_config, tmp_path, mock_cifar, monkeypatch):
+  """bin/release.py's work on a snapshot weight: the released file, its
+  int8 ONNX, card and index entry, the stored weight's accuracy measured,
+  and the test split read once for that and the export's checks."""
+  from flaxdil import models, pretrained
+  from flaxdil.experiments import release
+  from flaxdil.pretrained import weightfile
+  info = source.dataset_info(tiny_config)
+  variables = models.create_model(tiny_config, 10).init(
+      jax.random.key(0), np.zeros((1, *info.image_shape), np.float32),
+      train=False)
+  snapshot = str(tmp_path / 'tiny.flaxdil')
+  weightfile.write(snapshot, tiny_config, info, [str(i) for i in range(10)],
+                   jax.tree_util.tree_map(np.asarray, variables),
+                   {'step': 3, 'num_params': 1, 'trained_commit': 'abc1234',
+                    'cpu': 'test', 'checkpoint_test_accuracy': 0.1},
+                   'float32')
+  reads, load_split = [], source.load_split
+
+  def counted(config, split):
+    reads.append(split)
+    return load_split(config, split)
+
+  monkeypatch.setattr(source, 'load_split', counted)
+  out = tmp_path / 'weights'
+  entry = release.release(snapshot, 'tiny_release', [], None, str(out))
+  assert reads.count(tiny_config.test_split) == 1
+  assert sorted(os.listdir(out)) == ['index.json', 'tiny_release.flaxdil',
+                                     'tiny_release.int8.onnx',
+                                     'tiny_release.md']
+  assert json.load(open(out / 'index.json')) == {'tiny_release': entry}
+  assert 0 <= entry['test_accuracy'] <= 1 and entry['step'] == 3
+  assert pretrained.load(str(out / 'tiny_release.flaxdil'),
+                         entry['sha256']).provenance['name'] == 'tiny_release'
+  assert 'abc1234' in (out / 'tiny_release.md').read_text()

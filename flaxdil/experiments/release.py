@@ -30,10 +30,12 @@ from flaxdil.training import evaluation, steps
 from flaxdil.workdir import files, record
 
 
-def _accuracy(state, info, config) -> float:
-  """Top-1 on the whole test split, as --mode=eval computes it."""
+def _accuracy(state, info, config, test=None) -> float:
+  """Top-1 on the whole test split (`test` where already read), as
+  --mode=eval computes it."""
   from flaxdil.export import artifacts
-  test = source.load_split(config, config.test_split)
+  if test is None:
+    test = source.load_split(config, config.test_split)
   logits = artifacts.batched_logits(
       jax.jit(artifacts.logits_fn(state, info, config)),
       test.images)
@@ -97,11 +99,14 @@ def release(source_path: str, name: str, speedrun_jsons: list[str],
     return {'file': os.path.basename(weight_path), 'sha256': sha256,
             'bytes': os.path.getsize(weight_path), 'provenance': provenance}
   loaded = pretrained.load(weight_path, sha256)
+  # Read once: the stored weight's accuracy, and the export's checks where
+  # the workdir has no export yet.
+  test = source.load_split(config, config.test_split)
   stored_accuracy = _accuracy(evaluation.from_weights(loaded).state, info,
-                             config)
+                             config, test)
   onnx_name = f'{name}.int8.onnx'
   exported = _int8_export(config, workdir, restored,
-                          os.path.join(out_dir, onnx_name))
+                          os.path.join(out_dir, onnx_name), test)
   int8 = exported['artifacts']['onnx_int8']
   entry = {
       'file': os.path.basename(weight_path), 'sha256': sha256,
@@ -160,7 +165,7 @@ def _restore_workdir(workdir: str, data_dir: str | None):
 
 
 def _int8_export(config, workdir: str | None, restored,
-                 onnx_path: str) -> dict:
+                 onnx_path: str, test) -> dict:
   """Copies the int8 ONNX export of the released network to onnx_path;
   returns its export report. A workdir's own export is used (made first
   where missing); a snapshot (workdir None) is exported in a scratch
@@ -170,13 +175,13 @@ def _int8_export(config, workdir: str | None, restored,
     scratch = tempfile.mkdtemp(prefix='.release-',
                                dir=os.path.dirname(onnx_path))
     try:
-      artifacts.export(config, scratch, restored=restored)
+      artifacts.export(config, scratch, restored=restored, test=test)
       return _copy_export(os.path.join(scratch, 'export'), onnx_path)
     finally:
       shutil.rmtree(scratch, ignore_errors=True)
   export_dir = os.path.join(workdir, 'export')
   if not os.path.exists(os.path.join(export_dir, 'report.json')):
-    artifacts.export(config, workdir, restored.step)
+    artifacts.export(config, workdir, restored.step, test=test)
   return _copy_export(export_dir, onnx_path)
 
 

@@ -82,10 +82,12 @@ def _verify(logits, labels, reference) -> dict:
 
 def export(config: ml_collections.ConfigDict, workdir: str,
            step: int | None = None, latency_calls: int = 200,
-           restored: evaluation.Restored | None = None) -> dict:
+           restored: evaluation.Restored | None = None,
+           test: source.Split | None = None) -> dict:
   """Writes WORKDIR/export/ (replacing an older one only once the new one
   is complete) and returns its report. restored: the network to export
-  (a released weight's), instead of workdir's checkpoint."""
+  (a released weight's), instead of workdir's checkpoint. test: the config's
+  test split, where the caller has read it already."""
   _require_exporters()
   from jax import export as jax_export
   import onnx
@@ -104,7 +106,8 @@ def export(config: ml_collections.ConfigDict, workdir: str,
   summary.update(model_summary.inference_spec(config, info))
   variables = jax.tree_util.tree_map(
       np.asarray, {'params': state.params, 'batch_stats': state.batch_stats})
-  test = source.load_split(config, config.test_split)
+  if test is None:
+    test = source.load_split(config, config.test_split)
   calibration = source.load_split(config, config.train_split).images[
       :_CALIBRATION_IMAGES]
   jitted = jax.jit(logits_fn(state, info, config))
