@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT
 from flaxdil.errors import FlaxdilError
-from flaxdil.experiments import speedrun
+from flaxdil.experiments import report, speedrun
 from flaxdil.workdir import lock
 
 
@@ -145,10 +145,10 @@ def test_a_seed_records_its_logged_speed_and_fit(tmp_path):
            {'split': 'train', 'images_per_sec': 310.0, 'accuracy': 0.7}]
   (tmp_path / 'metrics.jsonl').write_text(
       ''.join(json.dumps(line) + '\n' for line in lines))
-  assert speedrun.training_log(str(tmp_path)) == {
+  assert speedrun.training_log(report.load_run(str(tmp_path))) == {
       'median_images_per_sec': 300.0, 'final_train_accuracy': 0.7}
   (tmp_path / 'metrics.jsonl').write_text('')  # Killed before a log.
-  assert speedrun.training_log(str(tmp_path)) == {
+  assert speedrun.training_log(report.load_run(str(tmp_path))) == {
       'median_images_per_sec': None, 'final_train_accuracy': None}
 
 

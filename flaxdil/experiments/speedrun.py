@@ -87,12 +87,10 @@ def run_seed(main_args: list[str], seed: int, workdir: str) -> dict:
   if code:
     raise FlaxdilError(f'seed {seed} failed (exit {code}); its output is in '
                        f'{log_path}.')
-  summary = files.read_json(os.path.join(workdir, 'summary.json'),
-                            'the run\'s summary')
-  config = files.read_json(os.path.join(workdir, 'config.json'),
-                           'the run\'s config')
+  run = report.load_run(workdir)  # Its config, summary and logged metrics.
+  summary, config = run.summary, run.config
   return {'seed': seed, 'test_accuracy': summary['test_accuracy'],
-          **training_log(workdir),
+          **training_log(run),
           'wall_seconds': seconds,
           'train_wall_seconds': summary['train_wall_time_sec'],
           'images_seen': summary['final_step'] * config['batch_size'],
@@ -146,7 +144,7 @@ def against_target(accuracies: list[float], target: float) -> str:
           f'{"above" if gap >= 0 else "below"} it.')
 
 
-def training_log(workdir: str) -> dict:
+def training_log(run: report.RunRecord) -> dict:
   """What the run logged while it trained: the median of its logged
   images/s, the first interval (which compiled) left out, and its training
   accuracy at the last log.
@@ -155,7 +153,7 @@ def training_log(workdir: str) -> dict:
   read, compile and test: seeds in one table may span hours of a host's
   drift. The last training accuracy against the test's says whether the
   run was short of fitting or of generalising."""
-  train = report.load_run(workdir).train
+  train = run.train
   rates = [r['images_per_sec'] for r in train[1:]]
   return {'median_images_per_sec': (statistics.median(rates) if rates
                                     else None),
