@@ -146,20 +146,31 @@ def test_this_file_skips_whichever_export_package_is_missing(tmp_path, missing):
   assert 'skipped' in result.stdout and 'failed' not in result.stdout
 
 
+def _untrained_weight_file(config, path: str, provenance: dict,
+                           **write_options) -> str:
+  """A weight file at path of config's network as initialised (seed 0),
+  with ten classes named '0'..'9' (write_options: weightfile.write's, such
+  as storage); returns path."""
+  from flaxdil import models
+  from flaxdil.pretrained import weightfile
+  info = source.dataset_info(config)
+  variables = models.create_model(config, 10).init(
+      jax.random.key(0), np.zeros((1, *info.image_shape), np.float32),
+      train=False)
+  weightfile.write(path, config, info, [str(i) for i in range(10)],
+                   jax.tree_util.tree_map(np.asarray, variables), provenance,
+                   **write_options)
+  return path
+
+
 @pytest.mark.slow
 @needs_exporters
 def test_a_released_weight_exports_into_a_new_directory(tiny_config, tmp_path,
                                                         mock_cifar):
-  from flaxdil import models, pretrained
+  from flaxdil import pretrained
   from flaxdil.cli import modes
-  from flaxdil.pretrained import weightfile
-  info = source.dataset_info(tiny_config)
-  variables = models.create_model(tiny_config, 10).init(
-      jax.random.key(0), np.zeros((1, *info.image_shape), np.float32),
-      train=False)
-  path = str(tmp_path / 'tiny.flaxdil')
-  weightfile.write(path, tiny_config, info, [str(i) for i in range(10)],
-                   jax.tree_util.tree_map(np.asarray, variables), {'step': 3})
+  path = _untrained_weight_file(tiny_config, str(tmp_path / 'tiny.flaxdil'),
+                                {'step': 3})
   out = str(tmp_path / 'out')
   report = modes.export_model(None, out, weights=path)
   assert sorted(os.listdir(os.path.join(out, 'export'))) == [
@@ -177,19 +188,12 @@ def test_release_writes_a_weight_its_card_and_index_reading_the_test_split_once(
   """bin/release.py's work on a snapshot weight: the released file, its
   int8 ONNX, card and index entry, the stored weight's accuracy measured,
   and the test split read once for that and the export's checks."""
-  from flaxdil import models, pretrained
+  from flaxdil import pretrained
   from flaxdil.experiments import release
-  from flaxdil.pretrained import weightfile
-  info = source.dataset_info(tiny_config)
-  variables = models.create_model(tiny_config, 10).init(
-      jax.random.key(0), np.zeros((1, *info.image_shape), np.float32),
-      train=False)
-  snapshot = str(tmp_path / 'tiny.flaxdil')
-  weightfile.write(snapshot, tiny_config, info, [str(i) for i in range(10)],
-                   jax.tree_util.tree_map(np.asarray, variables),
-                   {'step': 3, 'num_params': 1, 'trained_commit': 'abc1234',
-                    'cpu': 'test', 'checkpoint_test_accuracy': 0.1},
-                   'float32')
+  snapshot = _untrained_weight_file(
+      tiny_config, str(tmp_path / 'tiny.flaxdil'),
+      {'step': 3, 'num_params': 1, 'trained_commit': 'abc1234', 'cpu': 'test',
+       'checkpoint_test_accuracy': 0.1}, storage='float32')
   reads, load_split = [], source.load_split
 
   def counted(config, split):
