@@ -33,13 +33,12 @@ def main(argv) -> None:
   from flaxdil import pretrained, timing
   from flaxdil.config.args import with_fields
   from flaxdil.experiments import predict_benchmark as bench
-  from flaxdil.experiments.speedrun import git_commit
   from flaxdil.predict import backends
   weights = pretrained.load(_WEIGHTS.value)
   config = with_fields(weights.config, data_dir=_DATA_DIR.value)
   count = bench.write_pngs(config, config.test_split, _PNGS.value)
   record = {'weights': weights.name, 'pngs': count, 'batch': _BATCH.value,
-            'cpu': timing.cpu_description(), 'commit': git_commit(),
+            'cpu': timing.cpu_description(), 'commit': timing.git_commit(),
             'end_to_end': [], 'batch1_latency_ms': {}}
   for backend in _BACKENDS.value:
     result = bench.end_to_end(_WEIGHTS.value, _PNGS.value, backend,

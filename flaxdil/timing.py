@@ -1,5 +1,6 @@
-"""Timing, and the machine it was measured on (base: used by every room that
-measures speed: benchmarks, the exporter)."""
+"""Timing, and the machine and code it was measured on (base: used by every
+room that measures speed or records results: benchmarks, the exporter, the
+speedrun, the release)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import time
 
 
@@ -42,3 +44,15 @@ def peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def git_commit() -> str | None:
+  """The code's commit: $FLAXDIL_COMMIT where set (a copy of the tree
+  whose .git is absent or stale, as on a lent device machine), else git's."""
+  if os.environ.get('FLAXDIL_COMMIT'):
+    return os.environ['FLAXDIL_COMMIT']
+  here = os.path.dirname(os.path.abspath(__file__))
+  try:
+    return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=here,
+                          capture_output=True, text=True,
+                          check=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return None

@@ -17,18 +17,24 @@ from flaxdil.workdir import lock
 
 @pytest.mark.slow
 def test_speedrun_times_each_seed_and_tables_them(tmp_path, shared_tfds_dir):
+  """Two seeds at once (--parallel), each on its own cores, where the
+  machine has two; one after the other where it has one."""
   out = tmp_path / 'fast'
+  cores = len(os.sched_getaffinity(0))
+  at_once = min(2, cores)
   main_args = ['--config=configs/tiny.py:train_split=train[:2000],'
                'test_split=test[:300],validation_size=0,num_train_steps=6',
                f'--config.data_dir={shared_tfds_dir}']
   result = subprocess.run(
       [sys.executable, str(ROOT / 'bin' / 'speedrun.py'), '--seeds=2',
-       '--target=0.05', f'--out={out}', '--', *main_args],
+       f'--parallel={at_once}', '--target=0.05', f'--out={out}', '--',
+       *main_args],
       cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   record = json.load(open(out / 'speedrun.json'))
   assert [r['seed'] for r in record['seeds']] == [0, 1]
   for r in record['seeds']:
+    assert (r['at_once'], r['cores']) == (at_once, cores // at_once)
     # Final weights (no hold-out): step 6 of 16 images; timed end to end.
     assert r['evaluated_step'] == 6 and r['images_seen'] == 96
     assert not r['selected_on_validation']
@@ -44,9 +50,11 @@ def test_speedrun_times_each_seed_and_tables_them(tmp_path, shared_tfds_dir):
   table = (out / 'speedrun.md').read_text()
   assert '| 1 |' in table and 'over 2 seeds, 95 % interval' in table
   assert 'compile cache:' in table and f"commit {record['commit']}" in table
+  assert ('seeds run 2 at once, each pinned to its own' if at_once == 2
+          else 'seeds run one at a time') in table
   # A seed is never resumed: its time would not run end to end.
   with pytest.raises(FlaxdilError, match='holds a run already'):
-    speedrun.run_seed(main_args, 0, str(out / 'seed-0'))
+    speedrun.run_seeds(main_args, [0], str(out))
 
 
 def _processes_naming(text: str) -> list[int]:
@@ -92,18 +100,20 @@ def test_a_speedrun_resumes_by_seeds(tmp_path, tiny_config, monkeypatch):
   over with its workdir kept aside; other arguments are refused."""
   out, trained = tmp_path / 'fast', []
 
-  def fake_seed(main_args, seed, workdir):
-    os.makedirs(workdir)
+  def fake_seeds(main_args, seeds, out, cores):
+    assert cores is None  # One at a time: nothing pinned.
+    (seed,) = seeds
+    os.makedirs(os.path.join(out, f'seed-{seed}'))
     (tmp_path / 'fast' / f'seed-{seed}' / 'partial').write_text('x')
     trained.append(seed)
     if seed == stop_at:
-      raise FlaxdilError(f'stopped (SIGTERM) during seed {seed}')
-    return {'seed': seed, 'test_accuracy': 0.8 + seed / 100,
-            'wall_seconds': 60.0 + seed, 'train_wall_seconds': 50.0,
-            'images_seen': 96, 'evaluated_step': 6, 'devices': '1 x cpu',
-            'selected_on_validation': False}
+      return [FlaxdilError(f'stopped (SIGTERM) during seed {seed}')]
+    return [{'seed': seed, 'test_accuracy': 0.8 + seed / 100,
+             'wall_seconds': 60.0 + seed, 'train_wall_seconds': 50.0,
+             'images_seen': 96, 'evaluated_step': 6, 'devices': '1 x cpu',
+             'selected_on_validation': False}]
 
-  monkeypatch.setattr(speedrun, 'run_seed', fake_seed)
+  monkeypatch.setattr(speedrun, 'run_seeds', fake_seeds)
   stop_at = 1
   with pytest.raises(FlaxdilError, match='during seed 1'):
     speedrun.run(tiny_config, ['--a'], [0, 1], str(out), 0.81)
@@ -133,6 +143,49 @@ def test_a_speedrun_resumes_by_seeds(tmp_path, tiny_config, monkeypatch):
   assert trained == [0, 1, 1, 2]
 
 
+def test_seeds_at_once_share_the_cores_and_keep_what_finished(
+    tmp_path, tiny_config, monkeypatch):
+  """With at_once=2, seeds go in pairs over slices of the cores (a last
+  lone seed keeps its slice); a pair's seed that fails leaves its
+  partner's result kept, and the error is raised."""
+  groups = []
+  monkeypatch.setattr(speedrun.shards, 'core_slices',
+                      lambda count: [{0}, {1}][:count])
+
+  def fake_seeds(main_args, seeds, out, cores):
+    groups.append((list(seeds), cores))
+    os.makedirs(out, exist_ok=True)  # As run_seeds does.
+    return [FlaxdilError(f'seed {s} failed') if s == fail else
+            {'seed': s, 'test_accuracy': 0.8, 'wall_seconds': 60.0,
+             'train_wall_seconds': 50.0, 'images_seen': 96,
+             'evaluated_step': 6, 'devices': '1 x cpu',
+             'selected_on_validation': False} for s in seeds]
+
+  monkeypatch.setattr(speedrun, 'run_seeds', fake_seeds)
+  out, fail = tmp_path / 'pairs', 1
+  with pytest.raises(FlaxdilError, match='seed 1 failed'):
+    speedrun.run(tiny_config, ['--a'], [0, 1, 2], str(out), None, at_once=2)
+  assert groups == [([0, 1], [{0}, {1}])]  # Stopped after the failed pair.
+  assert (out / 'seed-0.json').exists() and not (out / 'seed-1.json').exists()
+  fail = None
+  record = speedrun.run(tiny_config, ['--a'], [0, 1, 2, 3], str(out), None,
+                        at_once=2)
+  assert groups[1:] == [([1, 2], [{0}, {1}]), ([3], [{0}, {1}])]  # 0 kept.
+  assert [(r['at_once'], r['cores']) for r in record['seeds']] == [(2, 1)] * 4
+  assert ('seeds run 2 at once, each pinned to its own 1 core.'
+          in (out / 'speedrun.md').read_text())
+
+
+def test_children_run_at_once_are_each_timed_to_their_own_end():
+  from flaxdil.experiments import children
+  start = time.monotonic()
+  codes, stopped, ended = children.wait([
+      subprocess.Popen([sys.executable, '-c', code]) for code in
+      ('import time; time.sleep(1.5)', 'raise SystemExit(3)')])
+  assert codes == [0, 3] and not stopped
+  assert ended[1] - start < 1.0 <= ended[0] - start
+
+
 def test_a_seed_records_its_logged_speed_and_fit(tmp_path):
   """The median images/s leaves out the first interval (it compiled);
   the training accuracy is the last log's; validation lines are not
@@ -152,14 +205,17 @@ def test_a_seed_records_its_logged_speed_and_fit(tmp_path):
       'median_images_per_sec': None, 'final_train_accuracy': None}
 
 
-@pytest.mark.parametrize('seeds,target,message', [
-    ([], None, r'give --seeds >= 1'),
-    ([0], 84.25, r'--target=84.25 is not a test accuracy in \(0, 1\]'),
+@pytest.mark.parametrize('seeds,target,at_once,message', [
+    ([], None, 1, r'give --seeds >= 1'),
+    ([0], 84.25, 1, r'--target=84.25 is not a test accuracy in \(0, 1\]'),
+    ([0], None, 999, r'--parallel=999: this machine lets this process use'),
+    ([0], None, 0, r'--parallel=0'),
 ])
 def test_bad_speedrun_flags_are_refused_before_anything_is_written(
-    tmp_path, tiny_config, seeds, target, message):
+    tmp_path, tiny_config, seeds, target, at_once, message):
   with pytest.raises(FlaxdilError, match=message):
-    speedrun.run(tiny_config, [], seeds, str(tmp_path / 'out'), target)
+    speedrun.run(tiny_config, [], seeds, str(tmp_path / 'out'), target,
+                 at_once=at_once)
   assert not (tmp_path / 'out').exists()
 
 

@@ -24,7 +24,6 @@ from flaxdil.config import defaults
 from flaxdil.data import source
 from flaxdil.errors import FlaxdilError
 from flaxdil.experiments import stats
-from flaxdil.experiments.speedrun import git_commit
 from flaxdil.pretrained import weightfile
 from flaxdil.training import evaluation, steps
 from flaxdil.workdir import files, record
@@ -85,7 +84,7 @@ def release(source_path: str, name: str, speedrun_jsons: list[str],
   else:
     restored, provenance = _restore_workdir(workdir, data_dir)
     config = restored.config
-  provenance.update(name=name, released_commit=git_commit(),
+  provenance.update(name=name, released_commit=timing.git_commit(),
                     released=time.strftime('%Y-%m-%d'))
   info = restored.info
   os.makedirs(out_dir, exist_ok=True)

@@ -59,14 +59,9 @@ def parallel(argv: list[str], count: int, log_dir: str) -> list[int]:
   shards at once on this machine, shard k pinned to the k-th of `count`
   equal slices of the cores, its output in LOG_DIR/shard-k.log; returns
   their exit codes."""
-  cores = sorted(os.sched_getaffinity(0))
-  if not 1 <= count <= len(cores):
-    raise ConfigError(f'--parallel={count}: this machine lets the sweep use '
-                      f'{len(cores)} cores; give 1 to {len(cores)}.')
   os.makedirs(log_dir, exist_ok=True)
   started = []
-  for k in range(count):
-    mine = set(cores[k * len(cores) // count:(k + 1) * len(cores) // count])
+  for k, mine in enumerate(core_slices(count)):
     log = open(os.path.join(log_dir, f'shard-{k}.log'), 'a')
     started.append(subprocess.Popen(
         [sys.executable, *argv, f'--shard={k}/{count}'], stdout=log,
@@ -74,3 +69,15 @@ def parallel(argv: list[str], count: int, log_dir: str) -> list[int]:
         env=dict(os.environ, **{CORES: ','.join(map(str, sorted(mine)))})))
     log.close()
   return children.wait(started)[0]  # A SIGTERM here stops every shard.
+
+
+def core_slices(count: int) -> list[set[int]]:
+  """The cores this process may use, cut into `count` equal slices in
+  order: one per run of `count` at once (`bin/sweep.py --parallel` and
+  `bin/speedrun.py --parallel`)."""
+  cores = sorted(os.sched_getaffinity(0))
+  if not 1 <= count <= len(cores):
+    raise ConfigError(f'--parallel={count}: this machine lets this process '
+                      f'use {len(cores)} cores; give 1 to {len(cores)}.')
+  return [set(cores[k * len(cores) // count:(k + 1) * len(cores) // count])
+          for k in range(count)]

@@ -1,8 +1,6 @@
 """Time to accuracy (bin/speedrun.py): N seeds of one config, each a fresh
 training process timed from its start to its printed test accuracy, and
-their table: accuracy, wall time, images seen, the logged median images/s
-and the last training accuracy per seed; the mean ± std,
-the 95 % interval, and the share of seeds at or above a target.
+their table (`table`).
 
 airbench's rules keep the number honest, and a config meets them by its
 fields: the schedule is fixed before the run (num_epochs or
@@ -19,6 +17,12 @@ seed stopped midway starts over; its workdir is kept aside as
 OUT/seed-K.stopped (nothing is deleted). The seeds' results must come from
 the same bin/main.py arguments; each keeps its own commit, CPU and compile
 cache, and the table names every one.
+
+With --parallel=M, M seeds train at once, each pinned to its own 1/M of
+the cores (a sweep's seeds, not a time to quote for the whole machine):
+each seed's wall time is then its cores', and the table says so. A pinned
+run is not bitwise the same as one on all cores (XLA:CPU's reductions
+follow its thread count).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import ml_collections
 
 from flaxdil import timing
 from flaxdil.errors import FlaxdilError
-from flaxdil.experiments import children, report, stats
+from flaxdil.experiments import children, report, shards, stats
 from flaxdil.workdir import files, lock
 
 
@@ -48,45 +52,54 @@ def compile_cache() -> str:
   return f'{directory} ({"warm" if held else "cold"} at the start)'
 
 
-def git_commit() -> str | None:
-  """The code's commit: $FLAXDIL_COMMIT where set (a copy of the tree
-  whose .git is absent or stale, as on a lent device machine), else git's."""
-  if os.environ.get('FLAXDIL_COMMIT'):
-    return os.environ['FLAXDIL_COMMIT']
-  here = os.path.dirname(os.path.abspath(__file__))
-  try:
-    return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=here,
-                          capture_output=True, text=True,
-                          check=True).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    return None
+def run_seeds(main_args: list[str], seeds: list[int], out: str,
+              cores: list[set[int]] | None = None
+              ) -> list[dict | FlaxdilError]:
+  """Trains `seeds` at once, each a process in OUT/seed-K (new) timed from
+  before its start to its own exit, seed i pinned to cores[i] where given
+  (XLA:CPU sizes its thread pool by the cores a process may use). Returns
+  each seed's record from its summary.json, or the FlaxdilError that says
+  why it has none: the other seeds' records are good all the same."""
+  workdirs = [os.path.join(out, f'seed-{seed}') for seed in seeds]
+  for workdir in workdirs:
+    if os.path.exists(workdir) and os.listdir(workdir):
+      raise FlaxdilError(
+          f'{workdir} holds a run already: a resumed run is not timed end '
+          'to end. Fix: give --out a new directory, or remove that one.')
+  os.makedirs(out, exist_ok=True)
+  processes, started = [], []
+  for i, (seed, workdir) in enumerate(zip(seeds, workdirs)):
+    mine = cores[i] if cores else None
+    with open(workdir + '.log', 'w') as log:
+      started.append(time.monotonic())
+      processes.append(subprocess.Popen(
+          [sys.executable, '-m', 'flaxdil', *main_args,
+           f'--config.seed={seed}', f'--workdir={workdir}'],
+          stdout=log, stderr=subprocess.STDOUT,
+          # Pinned before it starts, so that JAX never sees other cores.
+          preexec_fn=(lambda mine=mine: os.sched_setaffinity(0, mine))
+          if mine else None))
+  codes, stopped, ended = children.wait(processes)
+  outcomes = []
+  for seed, workdir, code, start, end in zip(seeds, workdirs, codes, started,
+                                             ended):
+    if code == 0:  # Finished, even if a SIGTERM came as it did.
+      outcomes.append(seed_record(seed, workdir, end - start))
+    elif stopped:
+      outcomes.append(FlaxdilError(
+          f'stopped (SIGTERM) during seed {seed}, and its training with it '
+          f'(exit {code}; its output is in {workdir}.log). A stopped seed is '
+          'not timed end to end: run the same command again to keep the '
+          'finished seeds and start this one over.'))
+    else:
+      outcomes.append(FlaxdilError(f'seed {seed} failed (exit {code}); its '
+                                   f'output is in {workdir}.log.'))
+  return outcomes
 
 
-def run_seed(main_args: list[str], seed: int, workdir: str) -> dict:
-  """One training process at `seed` in workdir (new), timed from before
-  its start to its exit; its summary.json's test accuracy."""
-  if os.path.exists(workdir) and os.listdir(workdir):
-    raise FlaxdilError(
-        f'{workdir} holds a run already: a resumed run is not timed end to '
-        'end. Fix: give --out a new directory, or remove that one.')
-  log_path = workdir + '.log'
-  os.makedirs(os.path.dirname(workdir) or '.', exist_ok=True)
-  start = time.monotonic()
-  with open(log_path, 'w') as log:
-    (code,), stopped = children.wait([subprocess.Popen(
-        [sys.executable, '-m', 'flaxdil', *main_args,
-         f'--config.seed={seed}', f'--workdir={workdir}'],
-        stdout=log, stderr=subprocess.STDOUT)])
-  seconds = time.monotonic() - start
-  if stopped:
-    raise FlaxdilError(
-        f'stopped (SIGTERM) during seed {seed}, and its training with it '
-        f'(exit {code}; its output is in {log_path}). A stopped seed is not '
-        'timed end to end: run the same command again to keep the finished '
-        'seeds and start this one over.')
-  if code:
-    raise FlaxdilError(f'seed {seed} failed (exit {code}); its output is in '
-                       f'{log_path}.')
+def seed_record(seed: int, workdir: str, seconds: float) -> dict:
+  """A finished seed's record: its summary.json's test accuracy, what it
+  logged while training, and its wall time from process start to exit."""
   run = report.load_run(workdir)  # Its config, summary and logged metrics.
   summary, config = run.summary, run.config
   return {'seed': seed, 'test_accuracy': summary['test_accuracy'],
@@ -100,7 +113,9 @@ def run_seed(main_args: list[str], seed: int, workdir: str) -> dict:
 
 
 def table(record: dict) -> str:
-  """The speedrun's markdown table: one row per seed, then the summary."""
+  """The speedrun's markdown table: per seed its accuracy, wall time, images
+  seen, logged median images/s and last training accuracy; then the mean ±
+  std, the 95 % interval and the share of seeds at or above the target."""
   lines = ['| seed | test accuracy | wall time | images seen | median '
            'images/s | training accuracy, last log |',
            '|---|---|---|---|---|---|']
@@ -126,7 +141,8 @@ def table(record: dict) -> str:
   lines += ['', f'Command: `{record["command"]}`; commit '
             f'{record["commit"]}; {record["devices"]}, host '
             f'{record["cpu"]}; compile cache: '
-            f'{record["compile_cache"]}.']
+            f'{record["compile_cache"]}; seeds run '
+            f'{" / ".join(dict.fromkeys(map(_how_run, record["seeds"])))}.']
   return '\n'.join(lines) + '\n'
 
 
@@ -158,6 +174,16 @@ def training_log(run: report.RunRecord) -> dict:
   return {'median_images_per_sec': (statistics.median(rates) if rates
                                     else None),
           'final_train_accuracy': train[-1]['accuracy'] if train else None}
+
+
+def _how_run(result: dict) -> str:
+  """How a seed shared the machine: alone, or pinned beside others (its
+  wall time is then that of its own cores)."""
+  at_once = result.get('at_once', 1)  # Seeds from before --parallel: alone.
+  if at_once == 1:
+    return 'one at a time'
+  return (f'{at_once} at once, each pinned to its own {result["cores"]} '
+          f'core{"s" if result["cores"] > 1 else ""}')
 
 
 def _distinct(results: list[dict], key: str) -> str:
@@ -194,15 +220,18 @@ def _kept_result(out: str, seed: int, main_args: list[str]) -> dict | None:
 
 
 def run(config: ml_collections.ConfigDict, main_args: list[str],
-        seeds: list[int], out: str, target: float | None) -> dict:
-  """Trains `seeds` of main_args' config one after another in OUT/seed-K,
-  keeping those OUT already holds finished from an earlier sitting, then
-  writes OUT/speedrun.json and OUT/speedrun.md over all of them.
+        seeds: list[int], out: str, target: float | None,
+        at_once: int = 1) -> dict:
+  """Trains `seeds` of main_args' config in OUT/seed-K, `at_once` at a
+  time (each pinned to its own equal slice of the cores where more than
+  one), keeping those OUT already holds finished from an earlier sitting,
+  then writes OUT/speedrun.json and OUT/speedrun.md over all of them.
 
   Args:
     config: the config main_args give (for its batch size and name).
     main_args: bin/main.py's arguments, without --workdir or the seed.
     target: a test accuracy in [0, 1] to count seeds against, or None.
+    at_once: how many seeds train at once (bin/speedrun.py --parallel).
 
   Returns:
     The record written to speedrun.json.
@@ -213,27 +242,42 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
   if target is not None and not 0 < target <= 1:
     raise FlaxdilError(f'--target={target} is not a test accuracy in (0, 1]. '
                        'Fix: give a fraction, e.g. --target=0.8425.')
-  sitting = {'main_args': main_args, 'commit': git_commit(),  # What runs.
-             'cpu': timing.cpu_description(), 'compile_cache': compile_cache()}
+  cores = shards.core_slices(at_once) if at_once != 1 else None
+  sitting = {'main_args': main_args, 'commit': timing.git_commit(),  # What runs.
+             'cpu': timing.cpu_description(), 'compile_cache': compile_cache(),
+             'at_once': at_once,
+             'cores': len(cores[0]) if cores else len(os.sched_getaffinity(0))}
   print(f'{sitting["cpu"]}; compile cache: {sitting["compile_cache"]}',
         flush=True)
-  results = []
+  done, pending = {}, []
   for seed in seeds:
     kept = _kept_result(out, seed, main_args)
-    if kept is not None:
-      results.append(kept)
+    if kept is None:
+      pending.append(seed)
+    else:
+      done[seed] = kept
       print(f'seed {seed}: kept from an earlier sitting (commit '
             f'{kept["commit"]})', flush=True)
-      continue
-    workdir = os.path.join(out, f'seed-{seed}')
-    results.append({**run_seed(main_args, seed, workdir), **sitting})
-    files.write_json_atomic(workdir + '.json', results[-1])
-    r = results[-1]
-    rate = r.get('median_images_per_sec')
-    speed = f', {rate:.0f} images/s median' if rate else ''
-    print(f'seed {seed}: test accuracy {100 * r["test_accuracy"]:.2f} % in '
-          f'{r["wall_seconds"] / 60:.1f} min ({r["images_seen"]:,} images '
-          f'seen{speed})', flush=True)
+  # Seeds go in groups of at_once, each on its own slice of the cores; a
+  # last, smaller group keeps the same slices, so that every seed of the
+  # table ran on as many cores.
+  for first in range(0, len(pending), at_once):
+    group = pending[first:first + at_once]
+    outcomes = run_seeds(main_args, group, out, cores)
+    for seed, outcome in zip(group, outcomes):
+      if isinstance(outcome, FlaxdilError):
+        continue
+      done[seed] = r = {**outcome, **sitting}
+      files.write_json_atomic(os.path.join(out, f'seed-{seed}.json'), r)
+      rate = r.get('median_images_per_sec')
+      speed = f', {rate:.0f} images/s median' if rate else ''
+      print(f'seed {seed}: test accuracy {100 * r["test_accuracy"]:.2f} % '
+            f'in {r["wall_seconds"] / 60:.1f} min ({r["images_seen"]:,} '
+            f'images seen{speed})', flush=True)
+    failed = [o for o in outcomes if isinstance(o, FlaxdilError)]
+    if failed:
+      raise failed[0]
+  results = [done[seed] for seed in seeds]
   accuracies = [r['test_accuracy'] for r in results]
   record = {
       'command': ' '.join(['python bin/speedrun.py'] + sys.argv[1:]),
