@@ -1,13 +1,14 @@
 """Child processes that stop with the command that started them.
 
 bin/speedrun.py trains each seed (several at once with --parallel), and
-`bin/sweep.py --parallel` each shard, as a child process. A SIGTERM to the parent (`kill`, a scheduler's
-preemption) is passed on to every child still running, which checkpoints
-and exits as for any preemption (flaxdil.distributed.preemption, exit code
-75). Without that, a stopped speedrun left its training running unwatched,
-holding the cores and its workdir's lock, and the next measurement shared
-the machine with it. Ctrl-C needs no passing on: the terminal sends SIGINT
-to the whole process group.
+`bin/sweep.py --parallel` each shard, as a child process. A SIGTERM to the
+parent (`kill`, a scheduler's preemption) is passed on to every child
+still running, which checkpoints and exits as for any preemption
+(flaxdil.distributed.preemption, exit code 75). Without that, a stopped
+speedrun left its training running unwatched, holding the cores and its
+workdir's lock, and the next measurement shared the machine with it.
+Ctrl-C needs no passing on: the terminal sends SIGINT to the whole process
+group.
 """
 
 from __future__ import annotations

@@ -243,7 +243,7 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
     raise FlaxdilError(f'--target={target} is not a test accuracy in (0, 1]. '
                        'Fix: give a fraction, e.g. --target=0.8425.')
   cores = shards.core_slices(at_once) if at_once != 1 else None
-  sitting = {'main_args': main_args, 'commit': timing.git_commit(),  # What runs.
+  sitting = {'main_args': main_args, 'commit': timing.git_commit(),
              'cpu': timing.cpu_description(), 'compile_cache': compile_cache(),
              'at_once': at_once,
              'cores': len(cores[0]) if cores else len(os.sched_getaffinity(0))}
