@@ -29,12 +29,9 @@ from flaxdil.training import evaluation, steps
 from flaxdil.workdir import files, record
 
 
-def _accuracy(state, info, config, test=None) -> float:
-  """Top-1 on the whole test split (`test` where already read), as
-  --mode=eval computes it."""
+def _accuracy(state, info, config, test) -> float:
+  """Top-1 on the whole test split `test`, as --mode=eval computes it."""
   from flaxdil.export import artifacts
-  if test is None:
-    test = source.load_split(config, config.test_split)
   logits = artifacts.batched_logits(
       jax.jit(artifacts.logits_fn(state, info, config)),
       test.images)
