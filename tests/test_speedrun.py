@@ -95,6 +95,14 @@ def test_a_stopped_speedrun_stops_its_training(tmp_path, shared_tfds_dir):
   assert (out / 'seed-0' / 'checkpoints').is_dir()  # Saved as it stopped.
 
 
+def _finished(seed: int, accuracy: float, wall_seconds: float) -> dict:
+  """What run_seeds returns for a seed that trained (in the fakes below)."""
+  return {'seed': seed, 'test_accuracy': accuracy,
+          'wall_seconds': wall_seconds, 'train_wall_seconds': 50.0,
+          'images_seen': 96, 'evaluated_step': 6, 'devices': '1 x cpu',
+          'selected_on_validation': False}
+
+
 def test_a_speedrun_resumes_by_seeds(tmp_path, tiny_config, monkeypatch):
   """Finished seeds are kept from an earlier sitting; a stopped one starts
   over with its workdir kept aside; other arguments are refused."""
@@ -108,10 +116,7 @@ def test_a_speedrun_resumes_by_seeds(tmp_path, tiny_config, monkeypatch):
     trained.append(seed)
     if seed == stop_at:
       return [FlaxdilError(f'stopped (SIGTERM) during seed {seed}')]
-    return [{'seed': seed, 'test_accuracy': 0.8 + seed / 100,
-             'wall_seconds': 60.0 + seed, 'train_wall_seconds': 50.0,
-             'images_seen': 96, 'evaluated_step': 6, 'devices': '1 x cpu',
-             'selected_on_validation': False}]
+    return [_finished(seed, 0.8 + seed / 100, 60.0 + seed)]
 
   monkeypatch.setattr(speedrun, 'run_seeds', fake_seeds)
   stop_at = 1
@@ -156,10 +161,7 @@ def test_seeds_at_once_share_the_cores_and_keep_what_finished(
     groups.append((list(seeds), cores))
     os.makedirs(out, exist_ok=True)  # As run_seeds does.
     return [FlaxdilError(f'seed {s} failed') if s == fail else
-            {'seed': s, 'test_accuracy': 0.8, 'wall_seconds': 60.0,
-             'train_wall_seconds': 50.0, 'images_seen': 96,
-             'evaluated_step': 6, 'devices': '1 x cpu',
-             'selected_on_validation': False} for s in seeds]
+            _finished(s, 0.8, 60.0) for s in seeds]
 
   monkeypatch.setattr(speedrun, 'run_seeds', fake_seeds)
   out, fail = tmp_path / 'pairs', 1

@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Callable
 
 import ml_collections
 
@@ -142,7 +143,7 @@ def table(record: dict) -> str:
             f'{record["commit"]}; {record["devices"]}, host '
             f'{record["cpu"]}; compile cache: '
             f'{record["compile_cache"]}; seeds run '
-            f'{" / ".join(dict.fromkeys(map(_how_run, record["seeds"])))}.']
+            f'{_distinct(record["seeds"], _how_run)}.']
   return '\n'.join(lines) + '\n'
 
 
@@ -186,10 +187,12 @@ def _how_run(result: dict) -> str:
           f'core{"s" if result["cores"] > 1 else ""}')
 
 
-def _distinct(results: list[dict], key: str) -> str:
-  """The seeds' values of `key`, each once, in seed order: one commit, CPU
-  or compile cache where the seeds ran in one sitting, else each."""
-  return ' / '.join(dict.fromkeys(str(r[key]) for r in results))
+def _distinct(results: list[dict], key: str | Callable[[dict], str]) -> str:
+  """The seeds' values of `key` (a field, or a function of the seed's
+  record), each once, in seed order: one commit, CPU or compile cache
+  where the seeds ran in one sitting, else each."""
+  value = key if callable(key) else lambda r: r[key]
+  return ' / '.join(dict.fromkeys(str(value(r)) for r in results))
 
 
 def _kept_result(out: str, seed: int, main_args: list[str]) -> dict | None:
@@ -263,9 +266,10 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
   # table ran on as many cores.
   for first in range(0, len(pending), at_once):
     group = pending[first:first + at_once]
-    outcomes = run_seeds(main_args, group, out, cores)
-    for seed, outcome in zip(group, outcomes):
+    failed = []
+    for seed, outcome in zip(group, run_seeds(main_args, group, out, cores)):
       if isinstance(outcome, FlaxdilError):
+        failed.append(outcome)
         continue
       done[seed] = r = {**outcome, **sitting}
       files.write_json_atomic(os.path.join(out, f'seed-{seed}.json'), r)
@@ -274,7 +278,6 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
       print(f'seed {seed}: test accuracy {100 * r["test_accuracy"]:.2f} % '
             f'in {r["wall_seconds"] / 60:.1f} min ({r["images_seen"]:,} '
             f'images seen{speed})', flush=True)
-    failed = [o for o in outcomes if isinstance(o, FlaxdilError)]
     if failed:
       raise failed[0]
   results = [done[seed] for seed in seeds]
