@@ -182,6 +182,7 @@ def test_a_shipped_weight_scores_what_its_card_says(shared_tfds_dir):
   """The stored file's accuracy on 2,000 of the 10,000 test images the card
   measured it on: within 3 points (three standard errors of a 2,000-image
   sample; the whole split takes 20 s more, bin/release.py measures it)."""
+  from flaxdil.data import source
   from flaxdil.experiments import release
   from flaxdil.training import evaluation
   name = 'dilated_net_d0_fast'
@@ -190,7 +191,8 @@ def test_a_shipped_weight_scores_what_its_card_says(shared_tfds_dir):
   config.data_dir = shared_tfds_dir
   config.test_split = 'test[:2000]'
   accuracy = release._accuracy(evaluation.from_weights(weights).state,
-                              weights.info, config)
+                              weights.info, config,
+                              source.load_split(config, config.test_split))
   assert accuracy == pytest.approx(pretrained.index()[name]['test_accuracy'],
                                    abs=0.03)
 
