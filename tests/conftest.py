@@ -6,7 +6,9 @@ imports JAX.
 Tiers: tests marked `slow` train end to end or start subprocesses (each
 re-imports JAX and TFDS). The inner loop is
   python -m pytest -q -m "not slow" tests
-and the whole suite (README, .ci/run) is python -m pytest -q tests.
+and the whole suite (README, .ci/run) is python -m pytest -q tests. Both
+run on one pytest-xdist worker per core (pyproject.toml); -n 0 runs in
+one process.
 """
 
 import os
@@ -41,6 +43,15 @@ COLLECTED = pytest.StashKey[tuple[int, frozenset]]()
 def pytest_collection_modifyitems(session, config, items):
   config.stash[COLLECTED] = (len(items),
                              frozenset(item.path.name for item in items))
+  # The slow tests first (a stable sort: file order otherwise), so that the
+  # workers end on short tests instead of one waiting on a 40-s test.
+  items.sort(key=lambda item: item.get_closest_marker('slow') is None)
+
+
+def pytest_xdist_auto_num_workers(config):
+  # `-n auto` (pyproject.toml): the cores this process may run on, which a
+  # scheduler or taskset may have narrowed; psutil's count ignores that.
+  return len(os.sched_getaffinity(0))
 
 
 def pytest_sessionstart(session):
