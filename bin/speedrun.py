@@ -35,10 +35,12 @@ _PARALLEL = flags.DEFINE_integer('parallel', 1, 'Train M seeds at once, '
 
 def main(argv) -> None:
   logging.set_verbosity(logging.WARNING)
+  from flaxdil import cores
   from flaxdil.config import files
   from flaxdil.errors import exit_on_user_error
   from flaxdil.experiments import speedrun
   with exit_on_user_error():
+    cores.pin_from_environment()  # --parallel slices the cores it names.
     speedrun.run(files.from_main_args(argv[1:]), argv[1:],
                  list(range(_FIRST_SEED.value,
                             _FIRST_SEED.value + _SEEDS.value)),

@@ -30,6 +30,7 @@ import sys
 
 from absl import app, flags, logging
 
+from flaxdil import cores
 from flaxdil.errors import exit_on_user_error
 
 # The sweeps' runs name config files of this checkout.
@@ -60,10 +61,9 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
-  from flaxdil.experiments import shards
-  shards.pin_to_given_cores()  # A shard of --parallel: before JAX starts.
-  from flaxdil.experiments import sweep
   with exit_on_user_error():
+    cores.pin_from_environment()  # A shard of --parallel: before JAX starts.
+    from flaxdil.experiments import shards, sweep
     if _PARALLEL.value:
       if _SHARD.value:
         raise app.UsageError('--parallel starts its own shards: drop --shard.')

@@ -13,7 +13,7 @@ from conftest import ROOT
 PACKAGE = ROOT / 'flaxdil'
 
 # Each room and the rooms it may import (README, "Code layout"). The base
-# (errors.py, timing.py, quiet.py) imports no other room; every room may import it.
+# (errors.py, timing.py, quiet.py, cores.py) imports no other room; every room may import it.
 ALLOWED = {
     'base': set(),
     'data': set(),
@@ -35,7 +35,7 @@ ALLOWED = {
             'workdir', 'training', 'export', 'experiments', 'pretrained',
             'predict'},
 }
-_BASE = {'errors', 'timing', 'quiet', '__init__'}
+_BASE = {'errors', 'timing', 'quiet', 'cores', '__init__'}
 
 
 def _room(module: str) -> str:

@@ -34,6 +34,7 @@ def test_speedrun_times_each_seed_and_tables_them(tmp_path, shared_tfds_dir):
   record = json.load(open(out / 'speedrun.json'))
   assert [r['seed'] for r in record['seeds']] == [0, 1]
   for r in record['seeds']:
+    # The cores each seed's own process saw (its summary.json): pinned.
     assert (r['at_once'], r['cores']) == (at_once, cores // at_once)
     # Final weights (no hold-out): step 6 of 16 images; timed end to end.
     assert r['evaluated_step'] == 6 and r['images_seen'] == 96
@@ -100,7 +101,7 @@ def _finished(seed: int, accuracy: float, wall_seconds: float) -> dict:
   return {'seed': seed, 'test_accuracy': accuracy,
           'wall_seconds': wall_seconds, 'train_wall_seconds': 50.0,
           'images_seen': 96, 'evaluated_step': 6, 'devices': '1 x cpu',
-          'selected_on_validation': False}
+          'cores': 1, 'selected_on_validation': False}
 
 
 def test_a_speedrun_resumes_by_seeds(tmp_path, tiny_config, monkeypatch):

@@ -163,8 +163,8 @@ def test_a_run_held_elsewhere_is_skipped_then_taken_by_the_next_shard(
 def test_parallel_shards_each_run_on_their_own_cores(tmp_path):
   cores = sorted(os.sched_getaffinity(0))
   count = min(2, len(cores))
-  code = ('import os, sys; from flaxdil.experiments import shards; '
-          'shards.pin_to_given_cores(); '
+  code = ('import os, sys; from flaxdil import cores; '
+          'cores.pin_from_environment(); '
           'print(sys.argv[1], sorted(os.sched_getaffinity(0)))')
   assert shards.parallel(['-c', code], count, str(tmp_path)) == [0] * count
   pinned = []

@@ -33,6 +33,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from flaxdil import cores
 from flaxdil.cli.flags import parse_flags
 from flaxdil.errors import exit_on_user_error
 
@@ -132,4 +133,8 @@ def main() -> None:
   # `flaxdil predict ...` is `flaxdil --mode=predict ...`.
   if len(sys.argv) > 1 and sys.argv[1] in MODES:
     sys.argv[1:2] = [f'--mode={sys.argv[1]}']
+  with exit_on_user_error():
+    # A seed of `speedrun --parallel` (or a user) names its cores: pinned
+    # while this process has one thread, before JAX starts its own.
+    cores.pin_from_environment()
   app.run(run, flags_parser=parse_flags)

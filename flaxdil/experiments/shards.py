@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 
+from flaxdil.cores import environment_pinned_to
 from flaxdil.errors import ConfigError
 from flaxdil.experiments import children
 
@@ -42,18 +43,6 @@ def shard_order(count: int, shard: tuple[int, int]) -> list[int]:
   return own + [i for i in range(count) if i % shards != index]
 
 
-# The cores a shard started by `parallel` is pinned to, which it applies to
-# itself before it imports JAX (pin_to_given_cores), so that XLA sizes its
-# thread pool to them.
-CORES = 'FLAXDIL_SWEEP_CORES'
-
-
-def pin_to_given_cores() -> None:
-  cores = os.environ.get(CORES)
-  if cores:
-    os.sched_setaffinity(0, {int(c) for c in cores.split(',')})
-
-
 def parallel(argv: list[str], count: int, log_dir: str) -> list[int]:
   """Runs bin/sweep.py's command `argv` (without --parallel) as `count`
   shards at once on this machine, shard k pinned to the k-th of `count`
@@ -66,7 +55,7 @@ def parallel(argv: list[str], count: int, log_dir: str) -> list[int]:
     started.append(subprocess.Popen(
         [sys.executable, *argv, f'--shard={k}/{count}'], stdout=log,
         stderr=subprocess.STDOUT,
-        env=dict(os.environ, **{CORES: ','.join(map(str, sorted(mine)))})))
+        env=environment_pinned_to(mine)))  # Pins itself at start.
     log.close()
   return children.wait(started)[0]  # A SIGTERM here stops every shard.
 

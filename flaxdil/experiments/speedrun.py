@@ -38,6 +38,7 @@ from typing import Callable
 import ml_collections
 
 from flaxdil import timing
+from flaxdil.cores import environment_pinned_to
 from flaxdil.errors import FlaxdilError
 from flaxdil.experiments import children, report, shards, stats
 from flaxdil.workdir import files, lock
@@ -77,9 +78,8 @@ def run_seeds(main_args: list[str], seeds: list[int], out: str,
           [sys.executable, '-m', 'flaxdil', *main_args,
            f'--config.seed={seed}', f'--workdir={workdir}'],
           stdout=log, stderr=subprocess.STDOUT,
-          # Pinned before it starts, so that JAX never sees other cores.
-          preexec_fn=(lambda mine=mine: os.sched_setaffinity(0, mine))
-          if mine else None))
+          # It pins itself as it starts, before JAX (flaxdil.cores).
+          env=environment_pinned_to(mine) if mine else None))
   codes, stopped, ended = children.wait(processes)
   outcomes = []
   for seed, workdir, code, start, end in zip(seeds, workdirs, codes, started,
@@ -110,6 +110,7 @@ def seed_record(seed: int, workdir: str, seconds: float) -> dict:
           'images_seen': summary['final_step'] * config['batch_size'],
           'evaluated_step': summary['best_step'],
           'devices': summary['devices'],
+          'cores': summary['cores'],  # As the seed itself saw them.
           'selected_on_validation': bool(config['validation_size'])}
 
 
@@ -248,8 +249,7 @@ def run(config: ml_collections.ConfigDict, main_args: list[str],
   cores = shards.core_slices(at_once) if at_once != 1 else None
   sitting = {'main_args': main_args, 'commit': timing.git_commit(),
              'cpu': timing.cpu_description(), 'compile_cache': compile_cache(),
-             'at_once': at_once,
-             'cores': len(cores[0]) if cores else len(os.sched_getaffinity(0))}
+             'at_once': at_once}
   print(f'{sitting["cpu"]}; compile cache: {sitting["compile_cache"]}',
         flush=True)
   done, pending = {}, []

@@ -282,6 +282,9 @@ def summarize(run: setup.Run, train_seconds: float) -> dict:
       'wall_time_sec': train_seconds + time.monotonic() - start,
       'train_wall_time_sec': train_seconds,
       'devices': run.devices.describe(),
+      # The CPU cores this process could run on (pinned ones, beside other
+      # runs, are fewer): XLA:CPU's threads, and the host's share of work.
+      'cores': len(os.sched_getaffinity(0)),
       'input_pipeline': run.pipeline.name,
       'replaced_training_records': run.pipeline.replaced_records,
   }
