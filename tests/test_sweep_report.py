@@ -177,6 +177,30 @@ def test_parallel_shards_each_run_on_their_own_cores(tmp_path):
     shards.parallel(['-c', 'pass'], len(cores) + 1, str(tmp_path))
 
 
+@pytest.mark.slow  # Two shards train the paper's network, 2 steps each.
+def test_a_parallel_sweep_trains_each_run_on_its_shards_cores(
+    tmp_path, shared_tfds_dir):
+  """bin/sweep.py --parallel as a user runs it: each shard pins itself
+  before JAX starts, and each run's summary.json says how many cores it
+  could use."""
+  count = min(2, len(os.sched_getaffinity(0)))
+  root = tmp_path / 'sweep'
+  result = subprocess.run(
+      [sys.executable, str(ROOT / 'bin' / 'sweep.py'), '--sweep=table2',
+       '--only=delta0,delta2', f'--parallel={count}', f'--root={root}',
+       f'--set=data_dir={shared_tfds_dir},train_split=train[:256],'
+       'test_split=test[:64],validation_size=0,num_train_steps=2,'
+       'batch_size=16,eval_batch_size=32'],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  for run in ('delta0', 'delta2'):
+    summary = json.load(open(root / run / 'summary.json'))
+    assert summary['final_step'] == 2
+    assert summary['cores'] == len(os.sched_getaffinity(0)) // count
+  assert sorted(os.listdir(root / 'shards')) == [
+      f'shard-{k}.log' for k in range(count)]
+
+
 @pytest.mark.slow  # Measures the step's speed, then trains: end to end.
 def test_budget_is_measured_once_and_kept(tiny_sweep, tmp_path):
   root = str(tmp_path / 'sweep')
