@@ -125,3 +125,25 @@ def test_a_data_dir_that_is_missing_or_a_file_is_named(tiny_config, tmp_path):
   tiny_config.data_dir, tiny_config.dataset = str(tmp_path), 'no_such_dataset'
   with pytest.raises(DataError, match="unknown dataset 'no_such_dataset'"):
     source.dataset_info(tiny_config)
+
+
+def test_a_download_that_fails_says_at_once_how_to_do_without_it(
+    tiny_config, tmp_path, monkeypatch, capsys):
+  """No data dir given, nothing prepared, no network: the first line says
+  what to do instead (TFDS's retries take minutes), the error the same."""
+  import tensorflow_datasets as tfds
+
+  def offline(*args, **kwargs):
+    raise ConnectionError('Failed to resolve www.cs.toronto.edu')
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, 'download_and_prepare',
+                      offline)
+  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path))
+  tiny_config.data_dir, tiny_config.dataset = None, 'cifar10'
+  with pytest.raises(DataError, match=r"preparing it failed \(ConnectionError: "
+                     r'Failed to resolve .*Fix: set --config.data_dir'):
+    source.load_split(tiny_config, 'test')
+  assert ('downloading it; offline, this fails after minutes of retries: stop '
+          'it and pass --config.data_dir=DIR of a prepared copy'
+          in capsys.readouterr().out)
+  assert not list(tmp_path.rglob('*.array_record*'))  # Nothing half-written.
