@@ -1,0 +1,69 @@
+"""Smaller crop padding in the fast recipe, each run against the recipe's
+own run of the same seed and length, from this repository's files
+(issue 26).
+
+  python results/fast_crop_padding/compare.py
+
+Every run and its reference trained on machine D (2 cores) from the same
+training code, so a pair shares the initialisation, the data order and
+the arithmetic and differs only in `crop_padding`. The last column is the
+training accuracy over the final epoch's logged batches (augmented, the
+weights as they trained, not their EMA).
+"""
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(RESULTS))
+sys.path.insert(0, os.path.join(RESULTS, 'fast_weight_decay'))
+from compare import seeds_in  # noqa: E402  (fast_weight_decay's)
+from flaxdil.experiments import stats  # noqa: E402
+
+# Folder here: (its length, the reference folders of that length).
+RUNS = {
+    'pad1_5ep': ('5 epochs, crop_padding 1', ['fast_15min/recipe_5ep']),
+    'pad0_5ep': ('5 epochs, crop_padding 0 (the flip alone)',
+                 ['fast_15min/recipe_5ep']),
+    'pad1_9ep': ('9 epochs, crop_padding 1',
+                 ['fast_candidates/crop_padding_2', 'fast_recipe']),
+}
+
+
+def last_epoch_train_accuracy(folder: str, seed: int) -> float:
+  with open(os.path.join(RESULTS, folder, f'seed-{seed}.metrics.jsonl')) as f:
+    train = [r for r in map(json.loads, f) if r.get('split') == 'train']
+  last = [r['accuracy'] for r in train if r['epoch'] > train[-1]['epoch'] - 1]
+  return sum(last) / len(last)
+
+
+def main() -> None:
+  for folder, (name, references) in RUNS.items():
+    values = seeds_in(f'fast_crop_padding/{folder}')
+    if not values:
+      continue
+    reference = seeds_in(*references)
+    print(f'{name}:')
+    for seed in sorted(values):
+      where = next(r for r in references if os.path.exists(os.path.join(
+          RESULTS, r, f'seed-{seed}.summary.json')))
+      print(f'  seed {seed}: {100 * values[seed]:.2f} % against '
+            f'{100 * reference[seed]:.2f} % (the recipe, crop_padding 2): '
+            f'{100 * (values[seed] - reference[seed]):+.2f}; training '
+            f'accuracy over the last epoch '
+            f'{100 * last_epoch_train_accuracy(f"fast_crop_padding/{folder}", seed):.1f} '
+            f'against {100 * last_epoch_train_accuracy(where, seed):.1f} %')
+    if len(values) > 1:
+      run = stats.describe(list(values.values()))
+      paired = stats.paired_differences(values, reference)
+      print(f'  over seeds {sorted(values)}: {100 * run["mean"]:.2f} ± '
+            f'{100 * run["std"]:.2f} %, 95 % interval '
+            f'[{100 * run["ci95"][0]:.2f}, {100 * run["ci95"][1]:.2f}]; '
+            f'paired {100 * paired["mean"]:+.2f} '
+            f'[{100 * paired["ci95"][0]:+.2f}, {100 * paired["ci95"][1]:+.2f}]')
+
+
+if __name__ == '__main__':
+  main()
