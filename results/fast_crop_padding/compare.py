@@ -11,7 +11,7 @@ training accuracy over the final epoch's logged batches (augmented, the
 weights as they trained, not their EMA).
 """
 
-import json
+import importlib.util
 import os
 import sys
 
@@ -22,6 +22,15 @@ sys.path.insert(0, os.path.join(RESULTS, 'fast_weight_decay'))
 from compare import seeds_in  # noqa: E402  (fast_weight_decay's)
 from flaxdil.experiments import stats  # noqa: E402
 
+# fast_candidates/compare.py's reading of the last epoch's training
+# accuracy, loaded by path: every results folder names its script compare.
+_spec = importlib.util.spec_from_file_location(
+    'fast_candidates_compare',
+    os.path.join(RESULTS, 'fast_candidates', 'compare.py'))
+_candidates = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_candidates)
+last_epoch_train_accuracy = _candidates.last_epoch_train_accuracy
+
 # Folder here: (its length, the reference folders of that length).
 RUNS = {
     'pad1_5ep': ('5 epochs, crop_padding 1', ['fast_15min/recipe_5ep']),
@@ -30,13 +39,6 @@ RUNS = {
     'pad1_9ep': ('9 epochs, crop_padding 1',
                  ['fast_candidates/crop_padding_2', 'fast_recipe']),
 }
-
-
-def last_epoch_train_accuracy(folder: str, seed: int) -> float:
-  with open(os.path.join(RESULTS, folder, f'seed-{seed}.metrics.jsonl')) as f:
-    train = [r for r in map(json.loads, f) if r.get('split') == 'train']
-  last = [r['accuracy'] for r in train if r['epoch'] > train[-1]['epoch'] - 1]
-  return sum(last) / len(last)
 
 
 def main() -> None:
