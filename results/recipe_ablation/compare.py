@@ -1,19 +1,25 @@
-"""The fast recipe as it is (configs/cifar10_fast.py since 7453909) with
-each of its tricks taken out, one at a time, paired by seed, from this
-repository's files (issue 26, item 4).
+"""The fast recipe (configs/cifar10_fast.py) with each of its tricks taken
+out, one at a time, paired by seed, from this repository's files (issue
+26, item 4). The recipe is the config since 635e405 (crops after
+1-pixel padding: ../fast_crop_padding/pad1_9ep/). The first row pairs it
+with the same at 2 pixels, the recipe from 7453909 until then; the other
+training-side rows take their trick out of that 2-pixel recipe, as it
+was when they were measured; the evaluation-side rows read the recipe's
+own checkpoints (eval_pad1/; eval/ holds the same readings of the
+2-pixel recipe's).
 
   python results/recipe_ablation/compare.py
 
 Every run trained on machine D (2 cores, the whole machine), from the same
 code under flaxdil/ and configs/: a pair shares the initialisation, the
 data order and the arithmetic, and differs only in the one field. The
-recipe's seeds are ../fast_candidates/crop_padding_2/ (0, 1) and
+2-pixel recipe's seeds are ../fast_candidates/crop_padding_2/ (0, 1) and
 ../fast_recipe/ (2, 3, 4).
 
 Training-side rows are their own runs (bin/speedrun.py with one
 --config.FIELD=VALUE; the 4-pixel padding's seeds 0 and 1 are
 ../fast_9ep/'s). Evaluation-side rows read the recipe's own checkpoints
-without one trick (eval/, ../fast_ablation_eval/evaluate.py): exact pairs,
+without one trick (../fast_ablation_eval/evaluate.py): exact pairs,
 training nothing. A trick's worth is the recipe minus the row, Student's
 95 % interval of the mean difference (flaxdil.experiments.stats); its cost
 is the recipe's time minus the row's, paired: the run's wall time from
@@ -75,10 +81,12 @@ def runs_in(*folders: str) -> dict:
   return found
 
 
-def readings(variant: str) -> dict:
-  """{seed: (test accuracy, evaluation seconds)} of eval/seed-K-VARIANT."""
+def readings(variant: str, folder: str = 'eval_pad1') -> dict:
+  """{seed: (test accuracy, evaluation seconds)} of FOLDER/seed-K-VARIANT:
+  eval_pad1/ reads the recipe's checkpoints (1-pixel padding), eval/ the
+  2-pixel recipe's."""
   found = {}
-  for path in glob.glob(os.path.join(HERE, 'eval', f'seed-*-{variant}.json')):
+  for path in glob.glob(os.path.join(HERE, folder, f'seed-*-{variant}.json')):
     record = _read(path)
     found[_seed(path)] = (record['accuracy'], record['eval_seconds'])
   return found
