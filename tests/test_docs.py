@@ -1,6 +1,9 @@
-"""The README's Python example runs as written (on TFDS's mock data)."""
+"""The README's Python example runs as written (on TFDS's mock data), and
+its figures are those of the files they come from."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -51,3 +54,16 @@ def test_the_readme_states_the_suite_s_size(request):
                      (ROOT / 'README.md').read_text())
   assert stated, 'the README names the suite\'s size'
   assert int(stated.group(1)) == collected
+
+
+def test_the_time_to_accuracy_tables_are_the_results_files():
+  """README's and docs/results.md's time-to-accuracy table is what
+  results/time_to_accuracy.py computes from the runs' own files, line for
+  line: a figure edited by hand, or a run added without its table, fails."""
+  printed = subprocess.run(
+      [sys.executable, str(ROOT / 'results' / 'time_to_accuracy.py')],
+      check=True, capture_output=True, text=True).stdout.strip()
+  assert printed.count('\n') >= 3
+  for doc in ('README.md', 'docs/results.md'):
+    assert printed in (ROOT / doc).read_text(), (
+        f'{doc}: paste the table that python results/time_to_accuracy.py prints')

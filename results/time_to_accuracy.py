@@ -1,0 +1,156 @@
+"""The time-to-accuracy table in airbench's form (issue 26, item 8),
+computed from the runs' own files under results/:
+
+  python results/time_to_accuracy.py
+
+prints the Markdown table that README.md and docs/results.md carry
+(tests/test_docs.py checks that both carry it as printed, so the figures
+cannot drift from the files). Each seed's figures are its run's
+summary.json (`seed-K.summary.json` in the row's folders), for the test
+accuracy of the final weights (their EMA), measured once on the whole
+10,000-image test split, and its speedrun record (`seed-K.json`,
+`speedrun-seedK.json`, or the speedrun's printed line in `speedrun.out`),
+for the wall time from process start to that printed accuracy (data read,
+compile with a warm cache, training and the evaluation). A row's machine,
+commit and command are stated below, as each folder's README and speedrun
+records give them.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from flaxdil.experiments import stats  # noqa: E402
+
+TARGET = 0.8425           # The paper's CIFAR-10 figure (δ = 2, Table 1).
+MACHINE_D = 'D (2-core Zen 4)'
+MACHINES = {MACHINE_D: 'machine D is an AMD EPYC family 25 model 17 (Zen 4) '
+                       'with 2 cores and AVX-512'}
+SPEEDRUN = ('python bin/speedrun.py --seeds=N --target=0.8425 --out=OUT -- '
+            'CONFIG --config.data_dir=../shared/tensorflow_datasets')
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  recipe: str
+  dilation: int
+  folders: tuple[str, ...]   # Under results/, each with seed-K.summary.json.
+  commits: str
+  flags: str = ''            # After the config file (CONFIG in SPEEDRUN).
+  machine: str = MACHINE_D
+  batch_size: int = 128
+
+
+ROWS = (
+    # Each CONFIG reproduces its row at any commit since 7453909: it names
+    # the crop padding, the config's own being 1 since 635e405, 2 before.
+    Row('`cifar10_fast.py`, the recipe (crops after 1-pixel padding)', 0,
+        ('fast_crop_padding/pad1_9ep',), '913e005–ec3026d',
+        '--config.crop_padding=1'),
+    Row('the same with 2-pixel padding (the recipe until 635e405)', 0,
+        ('fast_candidates/crop_padding_2', 'fast_recipe'),
+        '5a1d6c7 (seeds 0, 1), 43a92c7–53626aa (2–4)',
+        '--config.crop_padding=2'),
+    Row('the recipe cut to 7 epochs', 0, ('fast_7ep/recipe_pad1',),
+        '635e405', '--config.num_epochs=7 --config.crop_padding=1'),
+    Row('the recipe cut to 5 epochs (what 15 min allows here)', 0,
+        ('fast_crop_padding/pad1_5ep',), '913e005',
+        '--config.num_epochs=5 --config.crop_padding=1'),
+    Row('the recipe with 2-pixel padding, δ = 2 (the paper\'s choice)', 2,
+        ('fast_recipe_d2',), '726e435–b83c8de',
+        ':dilation=2 --config.crop_padding=2'),
+    Row('the recipe with 2-pixel padding for the hour (20 epochs)', 0,
+        ('fast_hour_recipe',), 'abc9a1e, b615d2b',
+        '--config.num_epochs=20 --config.crop_padding=2'),
+)
+
+
+def _read(path: str) -> dict:
+  with open(path) as f:
+    return json.load(f)
+
+
+def wall_minutes(folder: str, seed: int) -> float:
+  """The seed's time from process start to its printed test accuracy, as
+  bin/speedrun.py recorded it."""
+  record = os.path.join(folder, f'seed-{seed}.json')
+  if os.path.exists(record):
+    return _read(record)['wall_seconds'] / 60
+  record = os.path.join(folder, f'speedrun-seed{seed}.json')
+  if os.path.exists(record):
+    (entry,) = _read(record)['seeds']
+    return entry['wall_seconds'] / 60
+  with open(os.path.join(folder, 'speedrun.out')) as f:
+    printed = re.search(rf'^seed {seed}: .* in ([0-9.]+) min', f.read(), re.M)
+  return float(printed.group(1))
+
+
+def seeds_in(folders: tuple[str, ...]) -> dict:
+  """{seed: (its summary, its wall minutes)} of every seed-K.summary.json
+  in the folders."""
+  found = {}
+  for folder in folders:
+    folder = os.path.join(HERE, folder)
+    for path in glob.glob(os.path.join(folder, 'seed-*.summary.json')):
+      seed = int(re.search(r'seed-(\d+)', os.path.basename(path)).group(1))
+      found[seed] = (_read(path), wall_minutes(folder, seed))
+  return found
+
+
+def _config(row: Row) -> str:
+  # A flag, or an argument of the config file (':dilation=2').
+  gap = '' if row.flags.startswith(':') else ' '
+  return f'--config=configs/cifar10_fast.py{gap}{row.flags}'.rstrip()
+
+
+def _seeds(seeds: list[int]) -> str:
+  if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
+    return f'{seeds[0]}–{seeds[-1]}'
+  return ', '.join(map(str, seeds))
+
+
+def line(row: Row) -> str:
+  runs = seeds_in(row.folders)
+  seeds = sorted(runs)
+  accuracies = [runs[s][0]['test_accuracy'] for s in seeds]
+  minutes = [runs[s][1] for s in seeds]
+  steps = {runs[s][0]['final_step'] for s in seeds}
+  per_epoch = {runs[s][0]['steps_per_epoch'] for s in seeds}
+  assert len(steps) == len(per_epoch) == 1, (row.recipe, steps, per_epoch)
+  (step,), (epoch,) = steps, per_epoch
+  described = stats.describe(accuracies)
+  accuracy = f'**{100 * described["mean"]:.2f}'
+  if described['std'] is not None:
+    low, high = described['ci95']
+    accuracy += (f' ± {100 * described["std"]:.2f} %** '
+                 f'[{100 * low:.2f}, {100 * high:.2f}]')
+  else:
+    accuracy += ' %** (one seed)'
+  reached = sum(a >= TARGET for a in accuracies)
+  return (f'| {row.recipe} | {row.dilation} | {accuracy} | '
+          f'{reached} of {len(seeds)} | {min(minutes):.1f}–{max(minutes):.1f} min | '
+          f'{step / epoch:g} ({step * row.batch_size:,}) | '
+          f'{_seeds(seeds)} | {row.machine} | {row.commits} | '
+          f'`{_config(row)}` |')
+
+
+def table() -> list[str]:
+  machines = sorted({MACHINES[row.machine] for row in ROWS})
+  return ['| recipe | δ | test accuracy, mean ± std [95 % interval] | '
+          'seeds at ≥ 84.25 % | time per run | epochs (images seen) | '
+          'seeds | machine | commit | CONFIG |',
+          '|---|---|---|---|---|---|---|---|---|---|',
+          *map(line, ROWS), '',
+          f'Each row reproduces as `{SPEEDRUN}`, its CONFIG in the last '
+          'column (each names its crop padding: the config\'s moved from 2 '
+          'to 1 pixels at 635e405); '
+          f'{"; ".join(machines)}.']
+
+
+if __name__ == '__main__':
+  print('\n'.join(table()))
