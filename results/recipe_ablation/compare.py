@@ -133,10 +133,12 @@ def table() -> list[str]:
 
 
 def main() -> None:
-  recipe = runs_in(*RECIPE)
-  described = stats.describe([v[0] for v in recipe.values()])
-  print(f'the recipe: {100 * described["mean"]:.2f} % over seeds '
-        f'{sorted(recipe)}')
+  for name, folders in (('the recipe (1-pixel padding)', RECIPE_PAD1),
+                        ('the 2-pixel recipe', RECIPE)):
+    runs = runs_in(*folders)
+    described = stats.describe([v[0] for v in runs.values()])
+    print(f'{name}: {100 * described["mean"]:.2f} % over seeds '
+          f'{sorted(runs)}')
   print('\n'.join(table()))
 
 
