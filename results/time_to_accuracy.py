@@ -11,7 +11,8 @@ accuracy of the final weights (their EMA), measured once on the whole
 10,000-image test split, and its speedrun record (`seed-K.json`,
 `speedrun-seedK.json`, or the speedrun's printed line in `speedrun.out`),
 for the wall time from process start to that printed accuracy (data read,
-compile with a warm cache, training and the evaluation). A row's machine,
+compile with a warm cache, training and the evaluation) and the training
+images seen. A row's machine,
 commit and command are stated below, as each folder's README and speedrun
 records give them.
 """
@@ -25,14 +26,14 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from flaxdil.experiments import stats  # noqa: E402
+from flaxdil.experiments import paper, speedrun, stats  # noqa: E402
 
-TARGET = 0.8425           # The paper's CIFAR-10 figure (δ = 2, Table 1).
+TARGET = paper.TABLE1_ACCURACY['dilated_net'] / 100   # δ = 2, CIFAR-10.
 MACHINE_D = 'D (2-core Zen 4)'
 MACHINES = {MACHINE_D: 'machine D is an AMD EPYC family 25 model 17 (Zen 4) '
                        'with 2 cores and AVX-512'}
-SPEEDRUN = ('python bin/speedrun.py --seeds=N --target=0.8425 --out=OUT -- '
-            'CONFIG --config.data_dir=../shared/tensorflow_datasets')
+SPEEDRUN = (f'python bin/speedrun.py --seeds=N --target={TARGET:g} --out=OUT '
+            '-- CONFIG --config.data_dir=../shared/tensorflow_datasets')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +44,6 @@ class Row:
   commits: str
   flags: str = ''            # After the config file (CONFIG in SPEEDRUN).
   machine: str = MACHINE_D
-  batch_size: int = 128
 
 
 ROWS = (
@@ -75,30 +75,32 @@ def _read(path: str) -> dict:
     return json.load(f)
 
 
-def wall_minutes(folder: str, seed: int) -> float:
-  """The seed's time from process start to its printed test accuracy, as
-  bin/speedrun.py recorded it."""
+def timed(folder: str, seed: int) -> tuple[float, int]:
+  """The seed's minutes from process start to its printed test accuracy,
+  and the training images it saw, as bin/speedrun.py recorded them."""
   record = os.path.join(folder, f'seed-{seed}.json')
   if os.path.exists(record):
-    return _read(record)['wall_seconds'] / 60
-  record = os.path.join(folder, f'speedrun-seed{seed}.json')
-  if os.path.exists(record):
+    entry = _read(record)
+  else:
+    record = os.path.join(folder, f'speedrun-seed{seed}.json')
+    if not os.path.exists(record):
+      with open(os.path.join(folder, 'speedrun.out')) as f:
+        printed = re.search(rf'^seed {seed}: .* in ([0-9.]+) min '
+                            r'\(([0-9,]+) images seen', f.read(), re.M)
+      return float(printed.group(1)), int(printed.group(2).replace(',', ''))
     (entry,) = _read(record)['seeds']
-    return entry['wall_seconds'] / 60
-  with open(os.path.join(folder, 'speedrun.out')) as f:
-    printed = re.search(rf'^seed {seed}: .* in ([0-9.]+) min', f.read(), re.M)
-  return float(printed.group(1))
+  return entry['wall_seconds'] / 60, entry['images_seen']
 
 
 def seeds_in(folders: tuple[str, ...]) -> dict:
-  """{seed: (its summary, its wall minutes)} of every seed-K.summary.json
-  in the folders."""
+  """{seed: (its summary, (its wall minutes, images seen))} of every
+  seed-K.summary.json in the folders."""
   found = {}
   for folder in folders:
     folder = os.path.join(HERE, folder)
     for path in glob.glob(os.path.join(folder, 'seed-*.summary.json')):
       seed = int(re.search(r'seed-(\d+)', os.path.basename(path)).group(1))
-      found[seed] = (_read(path), wall_minutes(folder, seed))
+      found[seed] = (_read(path), timed(folder, seed))
   return found
 
 
@@ -118,11 +120,13 @@ def line(row: Row) -> str:
   runs = seeds_in(row.folders)
   seeds = sorted(runs)
   accuracies = [runs[s][0]['test_accuracy'] for s in seeds]
-  minutes = [runs[s][1] for s in seeds]
+  minutes = [runs[s][1][0] for s in seeds]
+  images = {runs[s][1][1] for s in seeds}
   steps = {runs[s][0]['final_step'] for s in seeds}
   per_epoch = {runs[s][0]['steps_per_epoch'] for s in seeds}
-  assert len(steps) == len(per_epoch) == 1, (row.recipe, steps, per_epoch)
-  (step,), (epoch,) = steps, per_epoch
+  assert len(images) == len(steps) == len(per_epoch) == 1, (
+      row.recipe, images, steps, per_epoch)
+  (seen,), (step,), (epoch,) = images, steps, per_epoch
   described = stats.describe(accuracies)
   accuracy = f'**{100 * described["mean"]:.2f}'
   if described['std'] is not None:
@@ -131,10 +135,10 @@ def line(row: Row) -> str:
                  f'[{100 * low:.2f}, {100 * high:.2f}]')
   else:
     accuracy += ' %** (one seed)'
-  reached = sum(a >= TARGET for a in accuracies)
+  reached = speedrun.seeds_at(accuracies, TARGET)
   return (f'| {row.recipe} | {row.dilation} | {accuracy} | '
           f'{reached} of {len(seeds)} | {min(minutes):.1f}–{max(minutes):.1f} min | '
-          f'{step / epoch:g} ({step * row.batch_size:,}) | '
+          f'{step / epoch:g} ({seen:,}) | '
           f'{_seeds(seeds)} | {row.machine} | {row.commits} | '
           f'`{_config(row)}` |')
 
@@ -142,7 +146,8 @@ def line(row: Row) -> str:
 def table() -> list[str]:
   machines = sorted({MACHINES[row.machine] for row in ROWS})
   return ['| recipe | δ | test accuracy, mean ± std [95 % interval] | '
-          'seeds at ≥ 84.25 % | time per run | epochs (images seen) | '
+          f'seeds at ≥ {100 * TARGET:.2f} % | time per run | '
+          'epochs (images seen) | '
           'seeds | machine | commit | CONFIG |',
           '|---|---|---|---|---|---|---|---|---|---|',
           *map(line, ROWS), '',
