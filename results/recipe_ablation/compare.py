@@ -40,18 +40,22 @@ RECIPE = ('fast_candidates/crop_padding_2', 'fast_recipe')
 # The recipe since the 1-pixel padding replaced the 2 (its last trick).
 RECIPE_PAD1 = ('fast_crop_padding/pad1_9ep',)
 
-# Row: (the trick, how the row runs without it, its folders[, the recipe's
-# folders it is paired with, RECIPE where not given]).
+# Row: (the trick, how the row runs without it, its folders, the folders
+# of the recipe it is paired with).
 TRAINING_ROWS = {
     'crop_padding_2': ('crops after 1-pixel padding (instead of 2)',
                        'crop_padding=2', RECIPE, RECIPE_PAD1),
     'crop_padding_4': ('crops after 2-pixel padding', 'crop_padding=4',
-                       ('fast_9ep', 'recipe_ablation/crop_padding_4')),
+                       ('fast_9ep', 'recipe_ablation/crop_padding_4'), RECIPE),
     'label_smoothing_0': ('label smoothing 0.2', 'label_smoothing=0.0',
-                          ('recipe_ablation/label_smoothing_0',)),
+                          ('recipe_ablation/label_smoothing_0',), RECIPE),
     'weight_decay_0': ('weight decay 1.5 (AdamW)', 'weight_decay=0.0',
-                       ('recipe_ablation/weight_decay_0',)),
+                       ('recipe_ablation/weight_decay_0',), RECIPE),
 }
+# The evaluation-side rows' readings: of the recipe's checkpoints (eval/
+# holds the same of the 2-pixel recipe's).
+READINGS = 'eval_pad1'
+
 EVALUATION_ROWS = {
     'without_ema': ('the EMA of the weights (0.99)', 'ema_decay=0'),
     'without_test_time_flip': ('the test-time flip', 'test_time_flip=False'),
@@ -81,12 +85,11 @@ def runs_in(*folders: str) -> dict:
   return found
 
 
-def readings(variant: str, folder: str = 'eval_pad1') -> dict:
-  """{seed: (test accuracy, evaluation seconds)} of FOLDER/seed-K-VARIANT:
-  eval_pad1/ reads the recipe's checkpoints (1-pixel padding), eval/ the
-  2-pixel recipe's."""
+def readings(variant: str) -> dict:
+  """{seed: (test accuracy, evaluation seconds)} of READINGS/seed-K-VARIANT."""
   found = {}
-  for path in glob.glob(os.path.join(HERE, folder, f'seed-*-{variant}.json')):
+  for path in glob.glob(os.path.join(HERE, READINGS,
+                                     f'seed-*-{variant}.json')):
     record = _read(path)
     found[_seed(path)] = (record['accuracy'], record['eval_seconds'])
   return found
@@ -109,14 +112,12 @@ def points(paired: dict) -> str:
 
 
 def table() -> list[str]:
-  recipe = runs_in(*RECIPE)
   recipe_reading = readings('recipe')
   lines = ['| trick taken out | the row runs with | seeds | row\'s test '
            'accuracy | the trick\'s worth: recipe minus row, points, mean '
            '[95 % interval] (each seed) | its cost: recipe minus row |',
            '|---|---|---|---|---|---|']
-  rows = [(row, runs_in(*row[3]) if len(row) > 3 else recipe,
-           runs_in(*row[2]), 'min of wall time', 60)
+  rows = [(row, runs_in(*row[3]), runs_in(*row[2]), 'min of wall time', 60)
           for row in TRAINING_ROWS.values()]
   rows += [(EVALUATION_ROWS[name], recipe_reading, readings(name),
             's of test evaluation', 1) for name in EVALUATION_ROWS]
