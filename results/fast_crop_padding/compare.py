@@ -18,18 +18,18 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.dirname(HERE)
 sys.path.insert(0, os.path.dirname(RESULTS))
-sys.path.insert(0, os.path.join(RESULTS, 'fast_weight_decay'))
-from compare import seeds_in  # noqa: E402  (fast_weight_decay's)
 from flaxdil.experiments import stats  # noqa: E402
 
-# fast_candidates/compare.py's reading of the last epoch's training
-# accuracy, loaded by path: every results folder names its script compare.
+# fast_candidates/compare.py, loaded by path (every results folder names
+# its script compare): its reading of the last epoch's training accuracy,
+# and the seeds' test accuracies it reads with fast_weight_decay's.
 _spec = importlib.util.spec_from_file_location(
     'fast_candidates_compare',
     os.path.join(RESULTS, 'fast_candidates', 'compare.py'))
 _candidates = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_candidates)
 last_epoch_train_accuracy = _candidates.last_epoch_train_accuracy
+seeds_in = _candidates.seeds_in
 
 # Folder here: (its length, the reference folders of that length).
 RUNS = {
@@ -52,7 +52,7 @@ def main() -> None:
       where = next(r for r in references if os.path.exists(os.path.join(
           RESULTS, r, f'seed-{seed}.summary.json')))
       print(f'  seed {seed}: {100 * values[seed]:.2f} % against '
-            f'{100 * reference[seed]:.2f} % (the recipe, crop_padding 2): '
+            f'{100 * reference[seed]:.2f} % (the 2-pixel recipe): '
             f'{100 * (values[seed] - reference[seed]):+.2f}; training '
             f'accuracy over the last epoch '
             f'{100 * last_epoch_train_accuracy(f"fast_crop_padding/{folder}", seed):.1f} '
