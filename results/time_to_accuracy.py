@@ -48,23 +48,24 @@ class Row:
 
 ROWS = (
     # Each CONFIG reproduces its row at any commit since 7453909: it names
-    # the crop padding, the config's own being 1 since 635e405, 2 before.
-    Row('`cifar10_fast.py`, the recipe (crops after 1-pixel padding)', 0,
+    # the epochs and the crop padding, which the config has changed.
+    Row('`cifar10_fast.py`, the recipe (7 epochs, crops after 1-pixel padding)',
+        0, ('fast_7ep/recipe_pad1',), '635e405 (seeds 0, 1), 352e458 (2–4)',
+        '--config.num_epochs=7 --config.crop_padding=1'),
+    Row('the same at 9 epochs (the recipe from 635e405 until the cut to 7)', 0,
         ('fast_crop_padding/pad1_9ep',), '913e005–ec3026d',
-        '--config.crop_padding=1'),
-    Row('the same with 2-pixel padding (the recipe until 635e405)', 0,
+        '--config.num_epochs=9 --config.crop_padding=1'),
+    Row('9 epochs with 2-pixel padding (the recipe until 635e405)', 0,
         ('fast_candidates/crop_padding_2', 'fast_recipe'),
         '5a1d6c7 (seeds 0, 1), 43a92c7–53626aa (2–4)',
-        '--config.crop_padding=2'),
-    Row('the recipe cut to 7 epochs', 0, ('fast_7ep/recipe_pad1',),
-        '635e405', '--config.num_epochs=7 --config.crop_padding=1'),
+        '--config.num_epochs=9 --config.crop_padding=2'),
     Row('the recipe cut to 5 epochs (what 15 min allows here)', 0,
         ('fast_crop_padding/pad1_5ep',), '913e005',
         '--config.num_epochs=5 --config.crop_padding=1'),
-    Row('the recipe with 2-pixel padding, δ = 2 (the paper\'s choice)', 2,
+    Row('9 epochs with 2-pixel padding, δ = 2 (the paper\'s choice)', 2,
         ('fast_recipe_d2',), '726e435–b83c8de',
-        ':dilation=2 --config.crop_padding=2'),
-    Row('the recipe with 2-pixel padding for the hour (20 epochs)', 0,
+        ':dilation=2 --config.num_epochs=9 --config.crop_padding=2'),
+    Row('20 epochs with 2-pixel padding: the hour', 0,
         ('fast_hour_recipe',), 'abc9a1e, b615d2b',
         '--config.num_epochs=20 --config.crop_padding=2'),
 )
@@ -152,8 +153,9 @@ def table() -> list[str]:
           '|---|---|---|---|---|---|---|---|---|---|',
           *map(line, ROWS), '',
           f'Each row reproduces as `{SPEEDRUN}`, its CONFIG in the last '
-          'column (each names its crop padding: the config\'s moved from 2 '
-          'to 1 pixels at 635e405); '
+          'column (each names its epochs and crop padding, which the config '
+          'has changed: 9 epochs and 2 pixels until 635e405, 9 and 1 until '
+          'the cut to 7, 7 and 1 since); '
           f'{"; ".join(machines)}.']
 
 

@@ -64,6 +64,10 @@ def test_the_time_to_accuracy_tables_are_the_results_files():
       [sys.executable, str(ROOT / 'results' / 'time_to_accuracy.py')],
       check=True, capture_output=True, text=True).stdout.strip()
   assert printed.count('\n') >= 3
+  footer = printed.splitlines()[-1][:40]   # The line under the table.
   for doc in ('README.md', 'docs/results.md'):
-    assert printed in (ROOT / doc).read_text(), (
+    text = (ROOT / doc).read_text()
+    assert printed in text, (
         f'{doc}: paste the table that python results/time_to_accuracy.py prints')
+    # A paste that left an older table's lines behind leaves them twice.
+    assert text.count(footer) == 1, f'{doc}: the table\'s lines are there twice'

@@ -95,10 +95,10 @@ SWEEPS = {
             # recipe's 0.05 and 0.5 (results/fast_weight_decay/).
             ('with_weight_decay_0.05', 'weight_decay=0.05'),
             ('with_weight_decay_0.5', 'weight_decay=0.5'),
-            # The recipe's 9 epochs and 1-pixel crop padding against the
-            # 8 epochs and the 4 and 2 pixels before
-            # (results/fast_candidates/, results/fast_crop_padding/).
-            ('with_8_epochs', 'num_epochs=8'),
+            # The recipe's 7 epochs and 1-pixel crop padding against the
+            # 9 epochs and the 4 and 2 pixels before (results/fast_7ep/,
+            # results/fast_candidates/, results/fast_crop_padding/).
+            ('with_9_epochs', 'num_epochs=9'),
             ('with_crop_padding_4', 'crop_padding=4'),
             ('with_crop_padding_2', 'crop_padding=2'))],
 }
