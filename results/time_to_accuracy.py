@@ -52,7 +52,7 @@ ROWS = (
     Row('`cifar10_fast.py`, the recipe (7 epochs, crops after 1-pixel padding)',
         0, ('fast_7ep/recipe_pad1',), '635e405 (seeds 0, 1), 352e458 (2–4)',
         '--config.num_epochs=7 --config.crop_padding=1'),
-    Row('the same at 9 epochs (the recipe from 635e405 until the cut to 7)', 0,
+    Row('the same at 9 epochs (the recipe from 635e405 until 1de9574)', 0,
         ('fast_crop_padding/pad1_9ep',), '913e005–ec3026d',
         '--config.num_epochs=9 --config.crop_padding=1'),
     Row('9 epochs with 2-pixel padding (the recipe until 635e405)', 0,
@@ -155,7 +155,7 @@ def table() -> list[str]:
           f'Each row reproduces as `{SPEEDRUN}`, its CONFIG in the last '
           'column (each names its epochs and crop padding, which the config '
           'has changed: 9 epochs and 2 pixels until 635e405, 9 and 1 until '
-          'the cut to 7, 7 and 1 since); '
+          '1de9574, 7 and 1 since); '
           f'{"; ".join(machines)}.']
 
 
