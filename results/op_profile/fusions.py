@@ -23,8 +23,11 @@ from flaxdil.cli.flags import parse_flags
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
                                           lock_config=True)
 _COMPUTATION = re.compile(r'^(%[\w.\-]+) \(.*\{$')
-_FUSION = re.compile(r'^\s*(?:ROOT )?%([\w\-]+?)(?:\.\d+)? = \w+\[([\d,]*)\].*'
-                     r'fusion\(.*calls=(%[\w.\-]+).*?op_name="([^"]*)"')
+# A fusion's output is one array (`f32[128,8,8,512]{...}`) or, for a
+# multi-output fusion, a tuple (`(f32[...], ...)`), whose dims are not read.
+_FUSION = re.compile(r'^\s*(?:ROOT )?%([\w\-]+?)(?:\.\d+)? = '
+                     r'(?:\w+\[([\d,]*)\]|(\())'
+                     r'.*fusion\(.*calls=(%[\w.\-]+).*?op_name="([^"]*)"')
 _OP_NAME = re.compile(r'op_name="([^"]*)"')
 _KERNEL = re.compile(r'= \w+\[3,3,1,\d+\]')
 
@@ -63,12 +66,13 @@ def main(argv) -> None:
     fusion = _FUSION.match(line)
     if not fusion:
       continue
-    kind, dims, calls, op_name = fusion.groups()
+    kind, dims, tuple_, calls, op_name = fusion.groups()
     pass_, _, part = op_profile.attribute(op_name)
     if pass_ != 'backward' or part not in ('depthwise', 'relu'):
       continue
     shape = [int(d) for d in dims.split(',')] if dims else []
-    output = ('rows×C' if len(shape) == 2 else
+    output = ('a tuple' if tuple_ else
+              'rows×C' if len(shape) == 2 else
               'kernel' if shape[:3] == [3, 3, 1] else
               'N×H×W×C' if len(shape) == 4 else f'{len(shape)}-D')
     rows[kind, f'{part} {pass_}', output, pads[calls],
