@@ -63,7 +63,7 @@ ROWS = (
         ('fast_crop_padding/pad1_5ep',), '913e005',
         '--config.num_epochs=5 --config.crop_padding=1'),
     Row('the recipe, δ = 2 (the paper\'s choice)', 2, ('fast_recipe_d2_7ep',),
-        '43c24ae', ':dilation=2 --config.num_epochs=7 --config.crop_padding=1'),
+        '43c24ae, 59e2388', ':dilation=2 --config.num_epochs=7 --config.crop_padding=1'),
     Row('9 epochs with 2-pixel padding, δ = 2 (the paper\'s choice)', 2,
         ('fast_recipe_d2',), '726e435–b83c8de',
         ':dilation=2 --config.num_epochs=9 --config.crop_padding=2'),
