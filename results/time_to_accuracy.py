@@ -142,8 +142,10 @@ def line(row: Row) -> str:
   else:
     accuracy += ' %** (one seed)'
   reached = speedrun.seeds_at(accuracies, TARGET)
+  # One seed (or seeds alike to the tenth) gives one time, not a range.
+  span = sorted({f'{m:.1f}' for m in (min(minutes), max(minutes))}, key=float)
   return (f'| {row.recipe} | {row.dilation} | {accuracy} | '
-          f'{reached} of {len(seeds)} | {min(minutes):.1f}–{max(minutes):.1f} min | '
+          f'{reached} of {len(seeds)} | {"–".join(span)} min | '
           f'{step / epoch:g} ({seen:,}) | '
           f'{_seeds(seeds)} | {row.machine} | {row.commits} | '
           f'`{_config(row)}` |')
