@@ -76,6 +76,7 @@ def test_several_arguments_with_slices_and_tuples():
     ('num_train_steps=-1,num_epochs=0', 'trains nothing'),
     ('alternating_flip=True,random_flip=False', 'random_flip=False flips none'),
     ('test_time_shift=-1', 'config.test_time_shift=-1 is not allowed'),
+    ('cutout=-2', 'config.cutout=-2 is not allowed: use an integer >= 0'),
     ('early_size=24', 'early_epochs=0.0: set both'),
     ('early_mode=resize', "early_mode='resize' with early_size=0"),
     ('early_mode=shrink', "config.early_mode='shrink' is not allowed"),
@@ -117,6 +118,14 @@ def test_an_impossible_model_shape_is_a_config_error():
   with pytest.raises(ConfigError, match='test_time_shift=8 translates'):
     rules.check_model(load_config('baselines', 'model=mobilenet_v1,'
                                   'test_time_shift=8'), small)
+  with pytest.raises(ConfigError, match='cutout=8 is not smaller than the '
+                     '8-pixel images'):
+    rules.check_model(load_config('baselines', 'model=mobilenet_v1,'
+                                  'cutout=8'), small)
+  with pytest.raises(ConfigError, match=r'cutout=4 .* 4-pixel images it would '
+                     r'cut \(config.early_size\)'):
+    rules.check_model(load_config('baselines', 'model=mobilenet_v1,cutout=4,'
+                                  'early_size=4,early_epochs=1.0'), small)
 
 
 def test_batch_sizes_must_divide_over_the_devices(tiny_config):

@@ -63,6 +63,24 @@ def test_augment_crops_and_flips_per_example_key():
       augment.augment(images, keys, crop_padding=0, random_flip=False), images)
 
 
+def test_cutout_sets_one_square_inside_each_image_to_the_mean():
+  images = jax.random.normal(jax.random.key(0), (16, 8, 8, 3)) + 5.0
+  keys = jax.random.split(jax.random.key(3), 16)
+  out = np.asarray(augment.cutout(images, keys, 3))
+  places = set()
+  for i in range(16):
+    cut = np.all(out[i] == 0, axis=-1)
+    rows, cols = np.nonzero(cut)
+    # One 3×3 square, wholly inside; everything else untouched.
+    assert cut.sum() == 9 and np.ptp(rows) == 2 and np.ptp(cols) == 2
+    np.testing.assert_array_equal(out[i][~cut], np.asarray(images[i])[~cut])
+    places.add((rows.min(), cols.min()))
+  assert len(places) > 4  # Anywhere, not one fixed place.
+  # An example's square depends only on its own key.
+  np.testing.assert_array_equal(
+      out[5:6], augment.cutout(images[5:6], keys[5:6], 3))
+
+
 def test_early_images_are_windows_of_the_padded_image_or_all_of_it_resized():
   """config.early_size: S×S anywhere in the padded image, unscaled; or the
   whole augmented image resized (early_mode='resize')."""

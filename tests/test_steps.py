@@ -39,10 +39,13 @@ def _pmapped_train_step(config, placed):
       axis_name=steps.AXIS, devices=placed)
 
 
-def test_two_devices_match_one(tiny_config):
+@pytest.mark.parametrize('cutout', [0, 5])
+def test_two_devices_match_one(tiny_config, cutout):
   """Global batch 16 as 1×16 or 2×8: BatchNorm statistics and gradients are
-  global, and data order and augmentation depend on example positions only."""
+  global, and data order and augmentation (cutout's squares too) depend on
+  example positions only."""
   assert jax.local_device_count() >= 2, 'conftest asks XLA for 2 CPU devices'
+  tiny_config.cutout = cutout
   images, labels = fake_split(40)
   order = batches.BatchOrder(jax.random.key(7), 40, tiny_config.batch_size)
   finals = []
@@ -118,6 +121,23 @@ def test_test_time_shift_adds_the_translated_views_with_airbench_weights(
   plain = steps.predict(state, images, info=INFO,
                         **steps.test_time_augmentation(tiny_config))
   assert np.max(np.abs(np.asarray(plain) - want)) > 1e-4
+
+
+def test_cutout_reaches_the_train_step(tiny_config):
+  """config.cutout changes what the step trains on, and nothing else does:
+  without crop and flip, the same step with cutout=0 twice agrees."""
+  tiny_config.crop_padding, tiny_config.random_flip = 0, False
+  placed = jax.local_devices()[:1]
+  images, labels = fake_split(16)
+  batch = devices.shard({'image': images[None], 'label': labels[None]}, placed)
+  keys = devices.replicate(jax.random.key(0), placed)
+  state = devices.replicate(make_state(tiny_config), placed)
+  losses = {}
+  for cutout in (0, 6, 0):
+    tiny_config.cutout = cutout
+    _, metrics = _pmapped_train_step(tiny_config, placed)(state, batch, keys)
+    losses.setdefault(cutout, []).append(float(metrics['loss'][0]))
+  assert losses[0][0] == losses[0][1] != losses[6][0]
 
 
 def test_train_step_lowers_the_loss_and_averages_the_weights(tiny_config):

@@ -71,6 +71,10 @@ FIELDS = {
     'random_flip': Field(True, values.is_bool, 'True or False', FIXED),
     # With random_flip: airbench's alternating flip (BatchOrder.flips).
     'alternating_flip': Field(False, values.is_bool, 'True or False', FIXED),
+    # airbench96's cutout: one S×S square of each training image, at a
+    # random place inside it, set to the dataset's mean (0: off).
+    'cutout': Field(0, lambda v: values.is_int(v) and v >= 0,
+                    'an integer >= 0: the side of the square (0: off)', FIXED),
     # Progressive resizing (issue 26): the first early_epochs epochs train
     # on S×S images (S = early_size), for about (S/side)² of the compute
     # per image; later steps, evaluation and export see whole images.

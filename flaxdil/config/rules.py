@@ -126,6 +126,14 @@ def check_model(config: ml_collections.ConfigDict,
         f'{config.dataset!r} images ({side} pixels on their shorter side) '
         'by more than their size (edges are reflected). Fix: a shift of 1 '
         'or 2 pixels, as airbench uses.')
+  trained_side = config.early_size or side
+  if config.cutout >= trained_side:
+    raise ConfigError(
+        f'config.cutout={config.cutout} is not smaller than the '
+        f'{trained_side}-pixel images it would cut'
+        f'{" (config.early_size)" if config.early_size else ""}: it would '
+        f'blank them whole. Fix: a square such as {max(1, side * 3 // 8)} '
+        'pixels (airbench96 cuts 12 of 32).')
   if config.early_size >= side:
     raise ConfigError(
         f'config.early_size={config.early_size} is not smaller '

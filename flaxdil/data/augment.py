@@ -1,5 +1,6 @@
 """What happens to a batch on the device, inside the jitted step:
-augmentation (random crop, flip) and normalisation, on uint8 images.
+augmentation (random crop, flip) and normalisation, on uint8 images, and
+cutout on the normalised ones.
 
 Kept on the device as airbench does: the batch travels as uint8 (4x less
 than float32), and the augmentation's randomness comes from one key per
@@ -72,3 +73,23 @@ def augment(images: jax.Array, keys: jax.Array, crop_padding: int,
   return images
 
 
+
+
+def cutout(images: jax.Array, keys: jax.Array, size: int) -> jax.Array:
+  """One size×size square per image, at a uniformly random place wholly
+  inside it, set to zero: on normalised images, the dataset's mean (as
+  airbench96's cutout, after normalisation). Its place comes from each
+  example's key folded with 1, so the crop and flip that augment draws from
+  the same key are those of a run without cutout: runs with and without
+  it pair exactly, example by example."""
+  h, w = images.shape[1:3]
+
+  def mask(key):
+    top, left = jax.random.randint(jax.random.fold_in(key, 1), (2,), 0,
+                                   jnp.array([h, w]) - size + 1)
+    rows = (jnp.arange(h) >= top) & (jnp.arange(h) < top + size)
+    cols = (jnp.arange(w) >= left) & (jnp.arange(w) < left + size)
+    return rows[:, None] & cols[None, :]
+
+  inside = jax.vmap(mask)(keys)
+  return jnp.where(inside[..., None], jnp.zeros((), images.dtype), images)

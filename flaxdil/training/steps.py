@@ -153,6 +153,8 @@ def train_step(state: TrainState, batch, augment_key, *,
                            config.random_flip and 'flip' not in batch,
                            early_size, config.early_mode)
   images = augment.normalize(images, info.mean, info.std)
+  if config.cutout:
+    images = augment.cutout(images, keys, config.cutout)
 
   def loss_fn(params):
     logits, updates = state.apply_fn(
