@@ -124,8 +124,8 @@ def test_test_time_shift_adds_the_translated_views_with_airbench_weights(
 
 
 def test_cutout_reaches_the_train_step(tiny_config):
-  """config.cutout changes what the step trains on, and nothing else does:
-  without crop and flip, the same step with cutout=0 twice agrees."""
+  """config.cutout changes the batch the step trains on: its loss differs,
+  while the same step without cutout, run twice, gives the same loss."""
   tiny_config.crop_padding, tiny_config.random_flip = 0, False
   placed = jax.local_devices()[:1]
   images, labels = fake_split(16)

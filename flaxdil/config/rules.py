@@ -132,7 +132,8 @@ def check_model(config: ml_collections.ConfigDict,
         f'config.cutout={config.cutout} is not smaller than the '
         f'{trained_side}-pixel images it would cut'
         f'{" (config.early_size)" if config.early_size else ""}: it would '
-        f'blank them whole. Fix: a square such as {max(1, side * 3 // 8)} '
+        f'blank them whole. Fix: a square such as '
+        f'{max(1, trained_side * 3 // 8)} '
         'pixels (airbench96 cuts 12 of 32).')
   if config.early_size >= side:
     raise ConfigError(

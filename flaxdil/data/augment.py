@@ -73,8 +73,6 @@ def augment(images: jax.Array, keys: jax.Array, crop_padding: int,
   return images
 
 
-
-
 def cutout(images: jax.Array, keys: jax.Array, size: int) -> jax.Array:
   """One size×size square per image, at a uniformly random place wholly
   inside it, set to zero: on normalised images, the dataset's mean (as
