@@ -11,12 +11,11 @@ each and their largest difference relative to the largest entry.
 """
 
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from flaxdil import timing
 from flaxdil.models import depthwise
 
 size, channels, rate = map(int, sys.argv[1:4])
@@ -63,12 +62,8 @@ def one_pass(blocks):
 
 def median_ms(fn):
   jax.block_until_ready(fn(pre, grad_y))
-  times = []
-  for _ in range(5):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(pre, grad_y))
-    times.append(time.perf_counter() - start)
-  return 1e3 * float(np.median(times))
+  return 1e3 * timing.median_seconds(
+      lambda: jax.block_until_ready(fn(pre, grad_y)), 5)
 
 
 reference = tap_by_tap(pre, grad_y)

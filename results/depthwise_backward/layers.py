@@ -15,10 +15,11 @@ import importlib.util
 import subprocess
 import sys
 import tempfile
-import time
 
 import jax
 import numpy as np
+
+from flaxdil import timing
 
 
 
@@ -40,12 +41,8 @@ old, new = module_at(sys.argv[3]), module_at(sys.argv[4])
 
 def median_ms(fn, *args, calls=5):
   jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(calls):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return 1e3 * float(np.median(times))
+  return 1e3 * timing.median_seconds(
+      lambda: jax.block_until_ready(fn(*args)), calls)
 
 
 # The depthwise convolutions' inputs in configs/cifar10.py's network.

@@ -8,11 +8,11 @@ Each row: medians of 5 jitted calls, the largest difference relative to
 the largest entry, and whether two native calls gave the same bits.
 """
 import sys
-import time
 
 import jax
 import numpy as np
 
+from flaxdil import timing
 from flaxdil.models import depthwise, native
 
 size, rate = int(sys.argv[1]), int(sys.argv[2])
@@ -22,12 +22,8 @@ STRIDES = (1, 2, 1, 2, 1, 2, 1, 1, 1)
 
 def median_ms(fn, *args, calls=5):
   jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(calls):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return 1e3 * float(np.median(times))
+  return 1e3 * timing.median_seconds(
+      lambda: jax.block_until_ready(fn(*args)), calls)
 
 
 tot = [0, 0]
