@@ -57,6 +57,21 @@ def test_adam_is_adam_and_weight_decay_is_adamw_on_kernels_only():
               **EXACT)
 
 
+def test_adam_b2_is_optax_b2_and_its_default_changes_nothing():
+  mask = {'block': {'kernel': True, 'scale': False}}
+  fast_forgetting = trajectory(optimizers.create(
+      config('weight_decay=0.5,adam_b2=0.9'), lambda _: LR), 3)
+  trees_close(fast_forgetting, trajectory(
+      optax.adamw(LR, b2=0.9, weight_decay=0.5, mask=mask), 3), **EXACT)
+  trees_close(trajectory(optimizers.create(config('adam_b2=0.9'),
+                                           lambda _: LR), 3),
+              trajectory(optax.adam(LR, b2=0.9), 3), **EXACT)
+  default = trajectory(optimizers.create(config('weight_decay=0.5'),
+                                         lambda _: LR), 3)
+  assert not np.allclose(fast_forgetting[-1]['block']['kernel'],
+                         default[-1]['block']['kernel'])
+
+
 def test_sgd_is_nesterov_momentum_with_l2_on_kernels():
   tx = optimizers.create(
       config('optimizer=sgd,sgd_momentum=0.8,weight_decay=0.1'),

@@ -185,6 +185,17 @@ def test_schedule_warms_up_then_decays_and_warns_when_warmup_is_the_whole_run(
   assert 'covers all 8 training steps' in caplog.text
 
 
+def test_linear_schedule_falls_in_a_straight_line_to_zero(tiny_config):
+  tiny_config.learning_rate, tiny_config.lr_schedule = 1e-3, 'linear'
+  tiny_config.warmup_epochs = 1
+  schedule = budget.learning_rate_schedule(
+      tiny_config, _budget(tiny_config, epoch_steps=10, total_steps=100))
+  assert float(schedule(10)) == pytest.approx(1e-3)
+  # 90 steps after the warm-up: a third, half and all of the way down.
+  for step, left in ((40, 2 / 3), (55, 0.5), (100, 0.0)):
+    assert float(schedule(step)) == pytest.approx(left * 1e-3, abs=1e-9)
+
+
 def _budget(config, epoch_steps, total_steps):
   config.num_train_steps = total_steps
   return budget.budget(config, epoch_steps)

@@ -26,6 +26,8 @@ from absl import logging
 SCHEDULES = {
     'cosine': lambda peak, steps: optax.cosine_decay_schedule(peak, steps),
     'constant': lambda peak, steps: optax.constant_schedule(peak),
+    # airbench's shape: a straight line from the peak to 0 at the last step.
+    'linear': lambda peak, steps: optax.linear_schedule(peak, 0.0, steps),
 }
 
 

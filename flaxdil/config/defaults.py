@@ -163,7 +163,7 @@ FIELDS = {
     'warmup_epochs': Field(1.0, lambda v: values.is_number(v) and v >= 0,
                            'a number >= 0', FIXED),
     # After the warm-up, a schedule of flaxdil.config.budget.SCHEDULES:
-    # 'cosine' decays to 0 at the last step; 'constant'.
+    # 'cosine' or 'linear' decays to 0 at the last step; 'constant'.
     'lr_schedule': Field('cosine', *values.one_of('config.budget', 'SCHEDULES'),
                          FIXED),
     # flaxdil.training.optimizers.OPTIMIZERS: 'adam' (AdamW with weight
@@ -173,6 +173,10 @@ FIELDS = {
     'sgd_momentum': Field(0.9, lambda v: values.is_number(v) and 0 <= v < 1,
                           'a number in [0, 1)', FIXED),
     'nesterov': Field(True, values.is_bool, 'True or False', FIXED),
+    # Adam's decay rate for its running mean of squared gradients (optax's
+    # b2). Lower forgets the first steps' large gradients sooner.
+    'adam_b2': Field(0.999, lambda v: values.is_number(v) and 0 < v < 1,
+                     'a number in (0, 1)', FIXED),
     # > 0: of kernels only; Adam's is AdamW's decoupled decay, SGD's is L2
     # added to the gradient (as PyTorch's SGD).
     'weight_decay': Field(0.0, lambda v: values.is_number(v) and v >= 0,

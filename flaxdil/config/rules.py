@@ -77,6 +77,12 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
         f'config.{", ".join(sgd_fields)} set for optimizer='
         f'{config.optimizer!r}, which has no such setting. Fix: set '
         "optimizer='sgd', or leave them at their defaults.")
+  if (config.optimizer != 'adam'
+      and config.adam_b2 != FIELDS['adam_b2'].default):
+    raise ConfigError(
+        f'config.adam_b2={config.adam_b2!r} set for optimizer='
+        f'{config.optimizer!r}, which has no such setting. Fix: set '
+        "optimizer='adam', or leave it at its default.")
   if (not config.lookahead_steps
       and config.lookahead_alpha != FIELDS['lookahead_alpha'].default):
     raise ConfigError(

@@ -38,10 +38,10 @@ def create(config: ml_collections.ConfigDict,
                   nesterov=config.nesterov))
   elif config.weight_decay:
     # Decoupled: each step shrinks the kernels by rate × decay.
-    tx = optax.adamw(learning_rate_fn, weight_decay=config.weight_decay,
-                     mask=_kernels)
+    tx = optax.adamw(learning_rate_fn, b2=config.adam_b2,
+                     weight_decay=config.weight_decay, mask=_kernels)
   else:
-    tx = optax.adam(learning_rate_fn)
+    tx = optax.adam(learning_rate_fn, b2=config.adam_b2)
   if config.lookahead_steps:
     tx = lookahead(tx, config.lookahead_steps, config.lookahead_alpha)
   if config.freeze_backbone:
