@@ -57,7 +57,9 @@ def test_adam_is_adam_and_weight_decay_is_adamw_on_kernels_only():
               **EXACT)
 
 
-def test_adam_b2_is_optax_b2_and_its_default_changes_nothing():
+def test_adam_b2_is_optax_b2_and_moves_the_weights():
+  """adam_b2 reaches optax as b2 (the default, 0.999, is optax's own: the
+  test above checks it against optax.adam exactly)."""
   mask = {'block': {'kernel': True, 'scale': False}}
   fast_forgetting = trajectory(optimizers.create(
       config('weight_decay=0.5,adam_b2=0.9'), lambda _: LR), 3)
