@@ -14,21 +14,21 @@ and the augmentation: it differs only in the one field.
 
 import importlib.util
 import os
-import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(RESULTS, 'fast_weight_decay'))
-from compare import difference, seeds_in  # noqa: E402
 
-# fast_candidates/compare.py is a module named `compare` too: loaded under
-# its own name, it finds the `compare` above for what it imports.
+# fast_candidates/compare.py, loaded by path (every results folder names
+# its script compare), as ../fast_crop_padding/compare.py does: its reading
+# of the last epoch's training accuracy, and fast_weight_decay's seeds and
+# paired differences that it imports.
 _spec = importlib.util.spec_from_file_location(
-    'fast_candidates_compare', os.path.join(RESULTS, 'fast_candidates',
-                                            'compare.py'))
+    'fast_candidates_compare',
+    os.path.join(RESULTS, 'fast_candidates', 'compare.py'))
 _candidates = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_candidates)
 last_epoch_train_accuracy = _candidates.last_epoch_train_accuracy
+seeds_in, difference = _candidates.seeds_in, _candidates.difference
 
 REFERENCE = 'fast_crop_padding/pad1_5ep'
 # Folder: the field it changes (each a --config.FIELD=VALUE of its command).
