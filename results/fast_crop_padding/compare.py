@@ -67,5 +67,18 @@ def main() -> None:
             f'[{100 * paired["ci95"][0]:+.2f}, {100 * paired["ci95"][1]:+.2f}]')
 
 
+def flip_alone_against_one_pixel() -> None:
+  """The flip alone against the recipe as it stands (1 pixel), paired."""
+  flip_alone = seeds_in('fast_crop_padding/pad0_5ep')
+  one_pixel = seeds_in('fast_crop_padding/pad1_5ep')
+  paired = stats.paired_differences(flip_alone, one_pixel)
+  each = ', '.join(f'{100 * d:+.2f}' for d in paired['differences'])
+  shown = (f'[{100 * paired["ci95"][0]:+.2f}, {100 * paired["ci95"][1]:+.2f}]'
+           if paired['ci95'] else '(one seed)')
+  print(f'5 epochs, the flip alone against 1 pixel, seeds {paired["seeds"]}: '
+        f'{100 * paired["mean"]:+.2f} {shown} ({each})')
+
+
 if __name__ == '__main__':
   main()
+  flip_alone_against_one_pixel()
