@@ -13,7 +13,8 @@ keep to the pixel ratio whatever the kernel. The 1×1 convolutions have no
 border and grow exactly 9×.
 
 Counts per image (the batch multiplies every figure alike), from the
-network of configs/cifar10.py and the fast path's own `tap_windows`.
+layers of configs/cifar10.py's network as `flaxdil.inspection.summary`
+traces them, and the fast path's own `tap_windows`.
 
 The floor: the 32×32 step's op times by part, as `bin/profile_ops.py`
 measured them (../op_profile/prof_d{0,2}_32.txt), each grown by the least
@@ -27,34 +28,36 @@ compiled or timed here.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 
+from flaxdil import models
+from flaxdil.config import files
+from flaxdil.inspection import summary
 from flaxdil.models import dilation as dilation_lib
 from flaxdil.models.depthwise import tap_windows
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+SIZES = (32, 64, 96)
 
 
-def paper_config():
-  spec = importlib.util.spec_from_file_location(
-      'cifar10_config', ROOT / 'configs' / 'cifar10.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
-def work(size: int, delta: int, widths, strides):
+def work(size: int, delta: int):
   """Per block: (input side, taps kept, in-image depthwise multiply-adds,
-  pointwise multiply-adds), for one image of size×size."""
-  rate = dilation_lib.lax_dilation(delta)
-  side, channels, blocks = size, 3, []
-  for width, stride in zip(widths, strides):
-    out_h, out_w, taps = tap_windows(side, side, stride, rate)
-    depthwise = channels * sum(rows[1] * cols[1] for _, _, rows, cols in taps)
-    blocks.append((side, len(taps), depthwise, out_h * out_w * channels * width))
-    side, channels = out_h, width
+  pointwise multiply-adds), for one image of size×size, from the layers of
+  configs/cifar10.py's network as `flaxdil.inspection.summary` traces them."""
+  config = files.load(f'configs/cifar10.py:dilation={delta}')
+  config.image_size = size
+  layers, _ = summary.trace_layers(
+      models.create_model(config, 10, input_size=size), (size, size, 3))
+  blocks = []
+  for layer in layers:
+    if layer.kind == 'depthwise_conv':
+      _, _, taps = tap_windows(*layer.input_hw, layer.stride,
+                               layer.lax_dilation)
+      blocks.append([layer.input_hw[0], len(taps), layer.in_channels * sum(
+          rows[1] * cols[1] for _, _, rows, cols in taps)])
+    elif layer.name.endswith('/pointwise'):
+      blocks[-1].append(layer.macs)
   return blocks
 
 
@@ -66,12 +69,11 @@ def op_times(delta: int, size: int):
   return [(block, part, seconds) for _, block, part, seconds in record['parts']]
 
 
-def floor_ratio(delta: int, size: int, widths, strides) -> tuple[float, float]:
-  """(the least size÷32 op-time ratio, the same with the depthwise at the
-  pixel ratio), from the 32×32 profile."""
-  pixels = (size / 32) ** 2
-  grows = {f'block{i + 1}': big[2] / small[2] for i, (small, big) in enumerate(
-      zip(work(32, delta, widths, strides), work(size, delta, widths, strides)))}
+def floor_ratio(delta: int, small, big, pixels: float) -> tuple[float, float]:
+  """(the least op-time ratio of a step on `big`'s images to one on
+  `small`'s (32×32, the profile's), the same with the depthwise at the
+  pixel ratio), from the 32×32 profile and the two sizes' `work`."""
+  grows = {f'block{i + 1}': b[2] / s[2] for i, (s, b) in enumerate(zip(small, big))}
   fixed = ('outside the network', 'classifier')
   parts = op_times(delta, 32)
   total = sum(seconds for *_, seconds in parts)
@@ -84,15 +86,12 @@ def floor_ratio(delta: int, size: int, widths, strides) -> tuple[float, float]:
 
 
 def main():
-  config = paper_config()
-  widths, strides = config.widths, config.strides
   for delta in (0, 2):
-    by_size = {size: work(size, delta, widths, strides) for size in (32, 64, 96)}
+    by_size = {size: work(size, delta) for size in SIZES}
     print(f'δ = {delta} (tap spacing {dilation_lib.lax_dilation(delta)})')
     print('block | side 32/64/96 | taps kept 32/64/96 | depthwise MACs 32 | '
           '64 ÷ 32 | 96 ÷ 32')
-    for i in range(len(widths)):
-      b32, b64, b96 = (by_size[s][i] for s in (32, 64, 96))
+    for i, (b32, b64, b96) in enumerate(zip(*(by_size[s] for s in SIZES))):
       print(f'{i + 1} | {b32[0]}/{b64[0]}/{b96[0]} | {b32[1]}/{b64[1]}/{b96[1]}'
             f' | {b32[2]:,} | {b64[2] / b32[2]:.2f}× | {b96[2] / b32[2]:.2f}×')
     totals = {s: (sum(b[2] for b in blocks), sum(b[3] for b in blocks))
@@ -105,7 +104,7 @@ def main():
     print(f'depthwise share of the multiply-adds at 32×32: '
           f'{totals[32][0] / sum(totals[32]):.2%}')
     for size, pixels in ((64, 4), (96, 9)):
-      floor, at_pixels = floor_ratio(delta, size, widths, strides)
+      floor, at_pixels = floor_ratio(delta, by_size[32], by_size[size], pixels)
       print(f'{size}×{size} step ÷ 32×32 step, least op time (the 32×32 '
             f'profile grown by each part\'s work): {floor:.2f}× (with the '
             f'depthwise grown {pixels}× instead: {at_pixels:.2f}×)')
