@@ -22,7 +22,8 @@ from flaxdil.experiments import stats  # noqa: E402
 
 # fast_candidates/compare.py, loaded by path (every results folder names
 # its script compare): its reading of the last epoch's training accuracy,
-# and the seeds' test accuracies it reads with fast_weight_decay's.
+# and the seeds' test accuracies and paired differences it takes from
+# fast_weight_decay's.
 _spec = importlib.util.spec_from_file_location(
     'fast_candidates_compare',
     os.path.join(RESULTS, 'fast_candidates', 'compare.py'))
@@ -69,14 +70,9 @@ def main() -> None:
 
 def flip_alone_against_one_pixel() -> None:
   """The flip alone against the recipe as it stands (1 pixel), paired."""
-  flip_alone = seeds_in('fast_crop_padding/pad0_5ep')
-  one_pixel = seeds_in('fast_crop_padding/pad1_5ep')
-  paired = stats.paired_differences(flip_alone, one_pixel)
-  each = ', '.join(f'{100 * d:+.2f}' for d in paired['differences'])
-  shown = (f'[{100 * paired["ci95"][0]:+.2f}, {100 * paired["ci95"][1]:+.2f}]'
-           if paired['ci95'] else '(one seed)')
-  print(f'5 epochs, the flip alone against 1 pixel, seeds {paired["seeds"]}: '
-        f'{100 * paired["mean"]:+.2f} {shown} ({each})')
+  print(_candidates.difference('5 epochs, the flip alone against 1 pixel',
+                               seeds_in('fast_crop_padding/pad0_5ep'),
+                               seeds_in('fast_crop_padding/pad1_5ep')))
 
 
 if __name__ == '__main__':
