@@ -90,6 +90,10 @@ SWEEPS = {
         Run(name, 'cifar10_fast', arg) for name, arg in (
             ('without_label_smoothing', 'label_smoothing=0.0'),
             ('without_weight_decay', 'weight_decay=0.0'),
+            # The training-time augmentation, one half at a time: the
+            # flip alone (no crops) and the crops alone (no flip).
+            ('without_crops', 'crop_padding=0'),
+            ('without_random_flip', 'random_flip=False'),
             ('with_alternating_flip', 'alternating_flip=True'),
             # The recipe's weight decay 1.5 against the hour-long
             # recipe's 0.05 and 0.5 (results/fast_weight_decay/).

@@ -1,20 +1,26 @@
 """The fast recipe (configs/cifar10_fast.py) with each of its tricks taken
 out, one at a time, paired by seed, from this repository's files (issue
-26, item 4). The recipe is the config since 635e405 (crops after
-1-pixel padding: ../fast_crop_padding/pad1_9ep/). The first row pairs it
-with the same at 2 pixels, the recipe from 7453909 until then; the other
-training-side rows take their trick out of that 2-pixel recipe, as it
-was when they were measured; the evaluation-side rows read the recipe's
-own checkpoints (eval_pad1/; eval/ holds the same readings of the
-2-pixel recipe's).
+26, item 4), one table per recipe the tricks were taken out of.
+
+The recipe as it stands (7 epochs, crops after 1-pixel padding:
+../fast_7ep/recipe_pad1/): its augmentation, each half taken out (the
+flip alone, the crops alone: crop_padding_0/, random_flip_False/), and
+its evaluation-side tricks on its own five checkpoints (eval_7ep/).
+
+The same at 9 epochs (../fast_crop_padding/pad1_9ep/, the config from
+635e405 until 1de9574). Its first row pairs it with the same at 2
+pixels, the recipe from 7453909 until then; the other training-side rows
+take their trick out of that 2-pixel recipe, as it was when they were
+measured; the evaluation-side rows read the recipe's own checkpoints
+(eval_pad1/; eval/ holds the same readings of the 2-pixel recipe's).
 
   python results/recipe_ablation/compare.py
 
 Every run trained on machine D (2 cores, the whole machine), from the same
-code under flaxdil/ and configs/: a pair shares the initialisation, the
-data order and the arithmetic, and differs only in the one field. The
-2-pixel recipe's seeds are ../fast_candidates/crop_padding_2/ (0, 1) and
-../fast_recipe/ (2, 3, 4).
+training code under flaxdil/ and configs/: a pair shares the
+initialisation, the data order and the arithmetic, and differs only in
+the one field. The 2-pixel recipe's seeds are
+../fast_candidates/crop_padding_2/ (0, 1) and ../fast_recipe/ (2, 3, 4).
 
 Training-side rows are their own runs (bin/speedrun.py with one
 --config.FIELD=VALUE; the 4-pixel padding's seeds 0 and 1 are
@@ -31,30 +37,53 @@ import glob
 import json
 import os
 import re
+from typing import NamedTuple
 
 from flaxdil.experiments import stats
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.dirname(HERE)
-RECIPE = ('fast_candidates/crop_padding_2', 'fast_recipe')
-# The recipe since the 1-pixel padding replaced the 2 (its last trick).
+# The recipe as it stands: 7 epochs, crops after 1-pixel padding.
+RECIPE_7EP = ('fast_7ep/recipe_pad1',)
+# The recipe at 9 epochs with 1-pixel padding (635e405 until 1de9574) and
+# with 2-pixel padding (7453909 until 635e405).
 RECIPE_PAD1 = ('fast_crop_padding/pad1_9ep',)
+RECIPE = ('fast_candidates/crop_padding_2', 'fast_recipe')
 
-# Row: (the trick, how the row runs without it, its folders, the folders
-# of the recipe it is paired with).
-TRAINING_ROWS = {
-    'crop_padding_2': ('crops after 1-pixel padding (instead of 2)',
-                       'crop_padding=2', RECIPE, RECIPE_PAD1),
-    'crop_padding_4': ('crops after 2-pixel padding', 'crop_padding=4',
-                       ('fast_9ep', 'recipe_ablation/crop_padding_4'), RECIPE),
-    'label_smoothing_0': ('label smoothing 0.2', 'label_smoothing=0.0',
-                          ('recipe_ablation/label_smoothing_0',), RECIPE),
-    'weight_decay_0': ('weight decay 1.5 (AdamW)', 'weight_decay=0.0',
-                       ('recipe_ablation/weight_decay_0',), RECIPE),
-}
-# The evaluation-side rows' readings: of the recipe's checkpoints (eval/
-# holds the same of the 2-pixel recipe's).
-READINGS = 'eval_pad1'
+
+class Ablation(NamedTuple):
+  """One recipe's tricks taken out. training: {name: (the trick, how the
+  row runs without it, its folders, the folders of the recipe it is paired
+  with)}; readings: the folder of the recipe's checkpoints read without
+  each evaluation-side trick."""
+  title: str
+  recipe: tuple[str, ...]
+  training: dict
+  readings: str
+
+
+ABLATIONS = (
+    Ablation('the recipe (7 epochs, 1-pixel padding)', RECIPE_7EP, {
+        'crop_padding_0': ('the crops (after 1-pixel padding): the flip '
+                           'alone', 'crop_padding=0',
+                           ('recipe_ablation/crop_padding_0',), RECIPE_7EP),
+        'random_flip_False': ('the random flip: the crops alone',
+                              'random_flip=False',
+                              ('recipe_ablation/random_flip_False',),
+                              RECIPE_7EP),
+    }, 'eval_7ep'),
+    Ablation('the recipe at 9 epochs (1-pixel padding)', RECIPE_PAD1, {
+        'crop_padding_2': ('crops after 1-pixel padding (instead of 2)',
+                           'crop_padding=2', RECIPE, RECIPE_PAD1),
+        'crop_padding_4': ('crops after 2-pixel padding', 'crop_padding=4',
+                           ('fast_9ep', 'recipe_ablation/crop_padding_4'),
+                           RECIPE),
+        'label_smoothing_0': ('label smoothing 0.2', 'label_smoothing=0.0',
+                              ('recipe_ablation/label_smoothing_0',), RECIPE),
+        'weight_decay_0': ('weight decay 1.5 (AdamW)', 'weight_decay=0.0',
+                           ('recipe_ablation/weight_decay_0',), RECIPE),
+    }, 'eval_pad1'),
+)
 
 EVALUATION_ROWS = {
     'without_ema': ('the EMA of the weights (0.99)', 'ema_decay=0'),
@@ -85,10 +114,10 @@ def runs_in(*folders: str) -> dict:
   return found
 
 
-def readings(variant: str) -> dict:
-  """{seed: (test accuracy, evaluation seconds)} of READINGS/seed-K-VARIANT."""
+def readings(folder: str, variant: str) -> dict:
+  """{seed: (test accuracy, evaluation seconds)} of FOLDER/seed-K-VARIANT."""
   found = {}
-  for path in glob.glob(os.path.join(HERE, READINGS,
+  for path in glob.glob(os.path.join(HERE, folder,
                                      f'seed-*-{variant}.json')):
     record = _read(path)
     found[_seed(path)] = (record['accuracy'], record['eval_seconds'])
@@ -111,15 +140,16 @@ def points(paired: dict) -> str:
   return f'**{100 * paired["mean"]:+.2f}**{shown} ({each})'
 
 
-def table() -> list[str]:
-  recipe_reading = readings('recipe')
+def table(ablation: Ablation) -> list[str]:
+  recipe_reading = readings(ablation.readings, 'recipe')
   lines = ['| trick taken out | the row runs with | seeds | row\'s test '
            'accuracy | the trick\'s worth: recipe minus row, points, mean '
            '[95 % interval] (each seed) | its cost: recipe minus row |',
            '|---|---|---|---|---|---|']
   rows = [(row, runs_in(*row[3]), runs_in(*row[2]), 'min of wall time', 60)
-          for row in TRAINING_ROWS.values()]
-  rows += [(EVALUATION_ROWS[name], recipe_reading, readings(name),
+          for row in ablation.training.values()]
+  rows += [(EVALUATION_ROWS[name], recipe_reading,
+            readings(ablation.readings, name),
             's of test evaluation', 1) for name in EVALUATION_ROWS]
   for (trick, field, *_), reference, row, unit, scale in rows:
     if not row:
@@ -134,13 +164,15 @@ def table() -> list[str]:
 
 
 def main() -> None:
-  for name, folders in (('the recipe (1-pixel padding)', RECIPE_PAD1),
-                        ('the 2-pixel recipe', RECIPE)):
+  recipes = [(a.title, a.recipe) for a in ABLATIONS]
+  for name, folders in recipes + [('the 2-pixel recipe (9 epochs)', RECIPE)]:
     runs = runs_in(*folders)
     described = stats.describe([v[0] for v in runs.values()])
     print(f'{name}: {100 * described["mean"]:.2f} % over seeds '
           f'{sorted(runs)}')
-  print('\n'.join(table()))
+  for ablation in ABLATIONS:
+    print(f'\n{ablation.title}, each trick taken out:')
+    print('\n'.join(table(ablation)))
 
 
 if __name__ == '__main__':
