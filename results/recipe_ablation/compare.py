@@ -4,8 +4,9 @@ out, one at a time, paired by seed, from this repository's files (issue
 
 The recipe as it stands (7 epochs, crops after 1-pixel padding:
 ../fast_7ep/recipe_pad1/): its augmentation, each half taken out (the
-flip alone, the crops alone: crop_padding_0/, random_flip_False/), and
-its evaluation-side tricks on its own five checkpoints (eval_7ep/).
+flip alone, crop_padding_0/; the crops alone, random_flip_False/, a row
+printed once its folder holds seeds), and its evaluation-side tricks on
+its own five checkpoints (eval_7ep/).
 
 The same at 9 epochs (../fast_crop_padding/pad1_9ep/, the config from
 635e405 until 1de9574). Its first row pairs it with the same at 2
