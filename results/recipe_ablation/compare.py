@@ -3,10 +3,14 @@ out, one at a time, paired by seed, from this repository's files (issue
 26, item 4), one table per recipe the tricks were taken out of.
 
 The recipe as it stands (7 epochs, crops after 1-pixel padding:
-../fast_7ep/recipe_pad1/): its augmentation, each half taken out (the
-flip alone, crop_padding_0/; the crops alone, random_flip_False/, a row
-printed once its folder holds seeds), and its evaluation-side tricks on
-its own five checkpoints (eval_7ep/).
+../fast_7ep/recipe_pad1/): its crops taken out (the flip alone,
+crop_padding_0/) and its evaluation-side tricks on its own five
+checkpoints (eval_7ep/).
+
+The same recipe on machine E (../fast_7ep/recipe_pad1_machine_e/): the
+rows trained there (machine_e/), paired with its own seeds of the recipe
+because two kinds of machine do not compute the same bits: the random
+flip taken out (the crops alone) and label smoothing taken out.
 
 The same at 9 epochs (../fast_crop_padding/pad1_9ep/, the config from
 635e405 until 1de9574). Its first row pairs it with the same at 2
@@ -17,11 +21,12 @@ measured; the evaluation-side rows read the recipe's own checkpoints
 
   python results/recipe_ablation/compare.py
 
-Every run trained on machine D (2 cores, the whole machine), from the same
-training code under flaxdil/ and configs/: a pair shares the
-initialisation, the data order and the arithmetic, and differs only in
-the one field. The 2-pixel recipe's seeds are
-../fast_candidates/crop_padding_2/ (0, 1) and ../fast_recipe/ (2, 3, 4).
+Every run of a table trained on one machine (D, or E for its own table;
+2 cores, the whole machine), from the same training code under flaxdil/
+and configs/: a pair shares the initialisation, the data order and the
+arithmetic, and differs only in the one field. The 2-pixel recipe's seeds
+are ../fast_candidates/crop_padding_2/ (0, 1) and ../fast_recipe/ (2, 3,
+4).
 
 Training-side rows are their own runs (bin/speedrun.py with one
 --config.FIELD=VALUE; the 4-pixel padding's seeds 0 and 1 are
@@ -46,6 +51,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.dirname(HERE)
 # The recipe as it stands: 7 epochs, crops after 1-pixel padding.
 RECIPE_7EP = ('fast_7ep/recipe_pad1',)
+# The same config on machine E (2-core Xeon, family 6 model 207): its own
+# seeds, so that the rows trained there pair with runs of its arithmetic.
+RECIPE_7EP_E = ('fast_7ep/recipe_pad1_machine_e',)
 # The recipe at 9 epochs with 1-pixel padding (635e405 until 1de9574) and
 # with 2-pixel padding (7453909 until 635e405).
 RECIPE_PAD1 = ('fast_crop_padding/pad1_9ep',)
@@ -56,11 +64,11 @@ class Ablation(NamedTuple):
   """One recipe's tricks taken out. training: {name: (the trick, how the
   row runs without it, its folders, the folders of the recipe it is paired
   with)}; readings: the folder of the recipe's checkpoints read without
-  each evaluation-side trick."""
+  each evaluation-side trick (None: not read)."""
   title: str
   recipe: tuple[str, ...]
   training: dict
-  readings: str
+  readings: str | None
 
 
 ABLATIONS = (
@@ -68,11 +76,16 @@ ABLATIONS = (
         'crop_padding_0': ('the crops (after 1-pixel padding): the flip '
                            'alone', 'crop_padding=0',
                            ('recipe_ablation/crop_padding_0',), RECIPE_7EP),
+    }, 'eval_7ep'),
+    Ablation('the same recipe on machine E', RECIPE_7EP_E, {
         'random_flip_False': ('the random flip: the crops alone',
                               'random_flip=False',
-                              ('recipe_ablation/random_flip_False',),
-                              RECIPE_7EP),
-    }, 'eval_7ep'),
+                              ('recipe_ablation/machine_e/random_flip_False',),
+                              RECIPE_7EP_E),
+        'label_smoothing_0': ('label smoothing 0.2', 'label_smoothing=0.0',
+                              ('recipe_ablation/machine_e/label_smoothing_0',),
+                              RECIPE_7EP_E),
+    }, None),
     Ablation('the recipe at 9 epochs (1-pixel padding)', RECIPE_PAD1, {
         'crop_padding_2': ('crops after 1-pixel padding (instead of 2)',
                            'crop_padding=2', RECIPE, RECIPE_PAD1),
@@ -133,25 +146,32 @@ def worth_and_cost(reference: dict, row: dict) -> tuple[dict, dict]:
           stats.paired_differences(pick(reference, 1), pick(row, 1)))
 
 
+def signed(value: float, digits: int = 2) -> str:
+  """VALUE with its sign, the minus as the documents print it (U+2212),
+  so that a table pastes into them as it is."""
+  return f'{value:+.{digits}f}'.replace('-', '\u2212')
+
+
 def points(paired: dict) -> str:
   interval = paired['ci95']
-  shown = (f' [{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}]'
+  shown = (f' [{signed(100 * interval[0])}, {signed(100 * interval[1])}]'
            if interval else ' (one seed)')
-  each = ', '.join(f'{100 * d:+.2f}' for d in paired['differences'])
-  return f'**{100 * paired["mean"]:+.2f}**{shown} ({each})'
+  each = ', '.join(signed(100 * d) for d in paired['differences'])
+  return f'**{signed(100 * paired["mean"])}**{shown} ({each})'
 
 
 def table(ablation: Ablation) -> list[str]:
-  recipe_reading = readings(ablation.readings, 'recipe')
   lines = ['| trick taken out | the row runs with | seeds | row\'s test '
            'accuracy | the trick\'s worth: recipe minus row, points, mean '
            '[95 % interval] (each seed) | its cost: recipe minus row |',
            '|---|---|---|---|---|---|']
   rows = [(row, runs_in(*row[3]), runs_in(*row[2]), 'min of wall time', 60)
           for row in ablation.training.values()]
-  rows += [(EVALUATION_ROWS[name], recipe_reading,
-            readings(ablation.readings, name),
-            's of test evaluation', 1) for name in EVALUATION_ROWS]
+  if ablation.readings:
+    recipe_reading = readings(ablation.readings, 'recipe')
+    rows += [(EVALUATION_ROWS[name], recipe_reading,
+              readings(ablation.readings, name),
+              's of test evaluation', 1) for name in EVALUATION_ROWS]
   for (trick, field, *_), reference, row, unit, scale in rows:
     if not row:
       continue
@@ -160,7 +180,7 @@ def table(ablation: Ablation) -> list[str]:
     seeds = ', '.join(map(str, worth['seeds']))
     lines.append(f'| {trick} | `{field}` | {seeds} '
                  f'| {accuracies} % | {points(worth)} '
-                 f'| {cost["mean"] / scale:+.1f} {unit} |')
+                 f'| {signed(cost["mean"] / scale, 1)} {unit} |')
   return lines
 
 
@@ -168,6 +188,9 @@ def main() -> None:
   recipes = [(a.title, a.recipe) for a in ABLATIONS]
   for name, folders in recipes + [('the 2-pixel recipe (9 epochs)', RECIPE)]:
     runs = runs_in(*folders)
+    if not runs:
+      print(f'{name}: no seeds recorded yet')
+      continue
     described = stats.describe([v[0] for v in runs.values()])
     print(f'{name}: {100 * described["mean"]:.2f} % over seeds '
           f'{sorted(runs)}')
