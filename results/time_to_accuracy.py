@@ -11,8 +11,8 @@ accuracy of the final weights (their EMA), measured once on the whole
 10,000-image test split, and its speedrun record (`seed-K.json`,
 `speedrun-seedK.json`, or the speedrun's printed line in `speedrun.out`),
 for the wall time from process start to that printed accuracy (data read,
-compile with a warm cache, training and the evaluation) and the training
-images seen. A row's machine,
+compile with a warm cache unless the row says cold, training and the
+evaluation) and the training images seen. A row's machine,
 commit and command are stated below, as each folder's README and speedrun
 records give them.
 """
@@ -30,8 +30,11 @@ from flaxdil.experiments import paper, speedrun, stats  # noqa: E402
 
 TARGET = paper.TABLE1_ACCURACY['dilated_net'] / 100   # δ = 2, CIFAR-10.
 MACHINE_D = 'D (2-core Zen 4)'
+MACHINE_E = 'E (2-core Xeon)'
 MACHINES = {MACHINE_D: 'machine D is an AMD EPYC family 25 model 17 (Zen 4) '
-                       'with 2 cores and AVX-512'}
+                       'with 2 cores and AVX-512',
+            MACHINE_E: 'machine E an Intel Xeon family 6 model 207 with 2 '
+                       'cores, AVX-512 and AMX'}
 SPEEDRUN = (f'python bin/speedrun.py --seeds=N --target={TARGET:g} --out=OUT '
             '-- CONFIG --config.data_dir=../shared/tensorflow_datasets')
 
@@ -52,6 +55,9 @@ ROWS = (
     Row('`cifar10_fast.py`, the recipe (7 epochs, crops after 1-pixel padding)',
         0, ('fast_7ep/recipe_pad1',), '635e405 (seeds 0, 1), 352e458 (2–4)',
         '--config.num_epochs=7 --config.crop_padding=1'),
+    Row('the same recipe on machine E (seed 0 with a cold compile cache)',
+        0, ('fast_7ep/recipe_pad1_machine_e',), '8dfa850',
+        '--config.num_epochs=7 --config.crop_padding=1', MACHINE_E),
     Row('the same at 9 epochs (the recipe from 635e405 until 1de9574)', 0,
         ('fast_crop_padding/pad1_9ep',), '913e005–ec3026d',
         '--config.num_epochs=9 --config.crop_padding=1'),
