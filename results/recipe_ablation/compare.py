@@ -10,7 +10,8 @@ checkpoints (eval_7ep/).
 The same recipe on machine E (../fast_7ep/recipe_pad1_machine_e/): the
 rows trained there (machine_e/), paired with its own seeds of the recipe
 because two kinds of machine do not compute the same bits: the random
-flip taken out (the crops alone) and label smoothing taken out.
+flip taken out (the crops alone), and label smoothing taken out, a row
+printed once its folder holds seeds (none are recorded yet).
 
 The same at 9 epochs (../fast_crop_padding/pad1_9ep/, the config from
 635e405 until 1de9574). Its first row pairs it with the same at 2
