@@ -33,7 +33,7 @@ MACHINE_D = 'D (2-core Zen 4)'
 MACHINE_E = 'E (2-core Xeon)'
 MACHINES = {MACHINE_D: 'machine D is an AMD EPYC family 25 model 17 (Zen 4) '
                        'with 2 cores and AVX-512',
-            MACHINE_E: 'machine E an Intel Xeon family 6 model 207 with 2 '
+            MACHINE_E: 'machine E is an Intel Xeon family 6 model 207 with 2 '
                        'cores, AVX-512 and AMX'}
 SPEEDRUN = (f'python bin/speedrun.py --seeds=N --target={TARGET:g} --out=OUT '
             '-- CONFIG --config.data_dir=../shared/tensorflow_datasets')
