@@ -10,8 +10,8 @@ checkpoints (eval_7ep/).
 The same recipe on machine E (../fast_7ep/recipe_pad1_machine_e/): the
 rows trained there (machine_e/), paired with its own seeds of the recipe
 because two kinds of machine do not compute the same bits: the random
-flip taken out (the crops alone), and label smoothing taken out, a row
-printed once its folder holds seeds (none are recorded yet).
+flip taken out (the crops alone), label smoothing taken out and weight
+decay taken out. A row prints once its folder holds seeds.
 
 The same at 9 epochs (../fast_crop_padding/pad1_9ep/, the config from
 635e405 until 1de9574). Its first row pairs it with the same at 2
@@ -86,6 +86,9 @@ ABLATIONS = (
         'label_smoothing_0': ('label smoothing 0.2', 'label_smoothing=0.0',
                               ('recipe_ablation/machine_e/label_smoothing_0',),
                               RECIPE_7EP_E),
+        'weight_decay_0': ('weight decay 1.5 (AdamW)', 'weight_decay=0.0',
+                           ('recipe_ablation/machine_e/weight_decay_0',),
+                           RECIPE_7EP_E),
     }, None),
     Ablation('the recipe at 9 epochs (1-pixel padding)', RECIPE_PAD1, {
         'crop_padding_2': ('crops after 1-pixel padding (instead of 2)',
