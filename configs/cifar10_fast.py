@@ -68,7 +68,9 @@ after 1-pixel padding -0.03 [-0.54, +0.47]: the flip alone
 On machine E (a 2-core Xeon; seeds 0-2 of the recipe there, 84.44 +-
 0.24 %, in 17.8 min at best), the random flip -0.13 [-0.51, +0.25]: the
 crops alone (random_flip=False) test the same, 84.57 +- 0.24 %, not
-adopted either.
+adopted either; label smoothing +0.15 [-0.45, +0.75], kept (clear of
+zero at 9 epochs); weight decay +4.03 [-0.28, +8.34], every seed
+positive: without it 80.41 +- 1.74 %.
 
 Arguments, comma-separated: configs/cifar10_fast.py:dilation=2,num_epochs=6
 """
